@@ -1,0 +1,41 @@
+# One entry point for set-up, the pipeline, tests and the service.
+# `make all` is the main job (environment + `dvc repro`); `make test` runs every test.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+PORT ?= 3000
+
+.PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro
+
+all: setup repro
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU build from the machine's local wheel (unpinned pulls CUDA).
+	$(PY) -m pip install --quiet torch==2.13.0
+
+setup: $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+
+repro:
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/dvc repro
+
+test:
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q
+
+lint:
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+serve:
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/bentoml serve serving.service:StanceService --host 127.0.0.1 --port $(PORT)
+
+mlflow-ui:
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+actor-report:
+	$(PY) scripts/actor_detection_report.py
+
+bench-repro:
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/bench_repro.sh

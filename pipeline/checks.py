@@ -1,0 +1,92 @@
+"""Corpus checks run by ``prepare``: seed leakage and template-filled near-duplicates."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+                         "\u2013": "-", "\u2014": "-"})  # fmt: skip
+_NON_WORD = re.compile(r"[^\w\s]")
+_SPACES = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Lower-cased text with quotes, dashes and punctuation folded and spaces collapsed."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
+    return _SPACES.sub(" ", _NON_WORD.sub(" ", text)).strip()
+
+
+def char_ngrams(text: str, n: int = 5) -> set[str]:
+    norm = normalise(text)
+    return {norm[i : i + n] for i in range(max(len(norm) - n + 1, 1))}
+
+
+def word_ngrams(text: str, n: int = 4) -> set[tuple[str, ...]]:
+    words = normalise(text).split()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+@dataclass(frozen=True)
+class SimilarPair:
+    first: str
+    second: str
+    score: float
+
+    def __str__(self) -> str:
+        return f"{self.score:.2f}  {self.first!r}  ~  {self.second!r}"
+
+
+def find_leaks(candidates: list[str], protected: list[str], threshold: float) -> list[SimilarPair]:
+    """Pairs (candidate, protected) whose character 5-gram Jaccard is >= threshold.
+
+    Equal normalised texts have Jaccard 1.0, so exact copies are caught by the same rule.
+    """
+    protected_grams = [(text, char_ngrams(text)) for text in dict.fromkeys(protected)]
+    index: dict[str, list[int]] = defaultdict(list)
+    for i, (_, grams) in enumerate(protected_grams):
+        for gram in grams:
+            index[gram].append(i)
+    leaks = []
+    for text in dict.fromkeys(candidates):
+        grams = char_ngrams(text)
+        shared: dict[int, int] = defaultdict(int)
+        for gram in grams:
+            for i in index.get(gram, ()):
+                shared[i] += 1
+        for i, count in shared.items():
+            other_text, other_grams = protected_grams[i]
+            jaccard = count / (len(grams) + len(other_grams) - count)
+            if jaccard >= threshold:
+                leaks.append(SimilarPair(text, other_text, jaccard))
+    return sorted(leaks, key=lambda p: -p.score)
+
+
+def find_templates(sentences: list[str], threshold: float, n: int = 4) -> list[SimilarPair]:
+    """Pairs where more than ``threshold`` of one sentence's word n-grams occur in the other.
+
+    This is what template filling leaves behind: the same word sequence with a few
+    names, numbers or words swapped. Sentences shorter than n words are not compared.
+    """
+    texts = list(dict.fromkeys(sentences))
+    grams = [word_ngrams(text, n) for text in texts]
+    index: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for i, own in enumerate(grams):
+        for gram in own:
+            index[gram].append(i)
+    pairs = []
+    for i, own in enumerate(grams):
+        if not own:
+            continue
+        shared: dict[int, int] = defaultdict(int)
+        for gram in own:
+            for j in index[gram]:
+                if j != i:
+                    shared[j] += 1
+        for j, count in shared.items():
+            overlap = count / len(own)
+            if overlap > threshold and (i < j or count / max(len(grams[j]), 1) <= threshold):
+                pairs.append(SimilarPair(texts[i], texts[j], overlap))
+    return sorted(pairs, key=lambda p: -p.score)

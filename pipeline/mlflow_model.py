@@ -1,0 +1,37 @@
+"""The stance model as an MLflow pyfunc: (sentence, actor) rows in, stance and scores out.
+
+Logged by `train` with the `pipeline` package as code, so the registered model scores
+data anywhere MLflow runs (a notebook, `mlflow models serve`, a Spark pyfunc UDF)
+through the same preprocessing as training and serving.
+"""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import pandas as pd
+
+from pipeline.inference import StancePredictor
+from pipeline.labels import STANCES
+
+MODEL_DIR_ARTIFACT = "model_dir"
+
+
+class StancePyfunc(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        self.predictor = StancePredictor(context.artifacts[MODEL_DIR_ARTIFACT])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        missing = {"sentence", "actor"} - set(model_input.columns)
+        if missing:
+            raise ValueError(f"input is missing column(s) {sorted(missing)}")
+        rows = list(
+            zip(model_input["sentence"].astype(str), model_input["actor"].astype(str), strict=True)
+        )
+        predictions = self.predictor.predict(rows)
+        return pd.DataFrame(
+            {
+                "stance": [p.stance for p in predictions],
+                **{f"score_{s}": [p.scores[s] for p in predictions] for s in STANCES},
+                "truncated": [p.truncated for p in predictions],
+            }
+        )

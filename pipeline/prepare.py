@@ -1,0 +1,130 @@
+"""DVC stage `prepare`: validate labelled data, check for leakage, write the splits.
+
+train / validation come from the training corpus only (validation stratified by
+actor x stance and grouped by sentence, so no sentence is on both sides); test is the
+labelled seed articles. The stage fails, listing the pairs, when a corpus sentence
+equals or nearly equals a seed sentence, or when two corpus sentences look
+template-filled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from sklearn.model_selection import StratifiedGroupKFold
+
+from pipeline.checks import find_leaks, find_templates
+from pipeline.config import load_section, require
+from pipeline.records import LabelledRow, load_labelled, write_jsonl
+
+logger = logging.getLogger(__name__)
+
+SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"}
+REPORT_FILE = "report.json"
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    validation_fraction: float
+    seed: int
+    leakage_jaccard: float
+    template_overlap: float
+    allow_skipping_invalid_rows: bool = False
+
+    def __post_init__(self) -> None:
+        require(
+            0 < self.validation_fraction < 0.5, "prepare.validation_fraction", "must be in (0, 0.5)"
+        )
+        require(0 < self.leakage_jaccard <= 1, "prepare.leakage_jaccard", "must be in (0, 1]")
+        require(0 < self.template_overlap <= 1, "prepare.template_overlap", "must be in (0, 1]")
+
+
+class LeakageError(ValueError):
+    pass
+
+
+def split_validation(
+    rows: list[LabelledRow], fraction: float, seed: int
+) -> tuple[list[LabelledRow], list[LabelledRow]]:
+    """Seeded split, stratified by actor x stance, with all rows of a sentence on one side."""
+    folds = StratifiedGroupKFold(
+        n_splits=max(2, round(1 / fraction)), shuffle=True, random_state=seed
+    )
+    strata = [f"{row.actor}/{row.stance}" for row in rows]
+    groups = [row.sentence for row in rows]
+    train_index, validation_index = next(folds.split(rows, strata, groups))
+    return [rows[i] for i in sorted(train_index)], [rows[i] for i in sorted(validation_index)]
+
+
+def check_corpus(
+    corpus: list[LabelledRow], seeds: list[LabelledRow], params: PrepareParams
+) -> dict:
+    """Raise LeakageError listing every leaked or template pair; return the check summary."""
+    sentences = [row.sentence for row in corpus]
+    leaks = find_leaks(sentences, [row.sentence for row in seeds], params.leakage_jaccard)
+    templates = find_templates(sentences, params.template_overlap)
+    failures = []
+    if leaks:
+        failures.append(
+            f"{len(leaks)} training sentence(s) equal or nearly equal a seed sentence "
+            f"(char 5-gram Jaccard >= {params.leakage_jaccard}):\n"
+            + "\n".join(f"  {pair}" for pair in leaks)
+        )
+    if templates:
+        failures.append(
+            f"{len(templates)} template-like pair(s) (> {params.template_overlap:.0%} of word "
+            "4-grams shared):\n" + "\n".join(f"  {pair}" for pair in templates)
+        )
+    if failures:
+        raise LeakageError("\n".join(failures))
+    return {"seed_leaks": 0, "template_pairs": 0, "distinct_corpus_sentences": len(set(sentences))}
+
+
+def counts(rows: list[LabelledRow]) -> dict:
+    return {
+        "rows": len(rows),
+        "sentences": len({row.sentence for row in rows}),
+        "actor_stance": dict(sorted(Counter(f"{r.actor}/{r.stance}" for r in rows).items())),
+    }
+
+
+def prepare(
+    corpus_files: list[Path], seed_labels: Path, out_dir: Path, params: PrepareParams
+) -> dict:
+    corpus = load_labelled(corpus_files, allow_skipping=params.allow_skipping_invalid_rows)
+    seeds = load_labelled(seed_labels, allow_skipping=params.allow_skipping_invalid_rows)
+    checks = check_corpus(corpus, seeds, params)
+    train, validation = split_validation(corpus, params.validation_fraction, params.seed)
+    splits = {"train": train, "validation": validation, "test": seeds}
+    for name, rows in splits.items():
+        write_jsonl(out_dir / SPLIT_FILES[name], rows)
+    report = {"checks": checks, **{name: counts(rows) for name, rows in splits.items()}}
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus-dir", type=Path, required=True)
+    parser.add_argument("--seed-labels", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    params = load_section("prepare", PrepareParams)
+    corpus_files = sorted(args.corpus_dir.glob("*.jsonl"))
+    if not corpus_files:
+        raise SystemExit(f"prepare: no *.jsonl files in {args.corpus_dir}")
+    report = prepare(corpus_files, args.seed_labels, args.out_dir, params)
+    for name in SPLIT_FILES:
+        logger.info(
+            "%s: %d rows, %d sentences", name, report[name]["rows"], report[name]["sentences"]
+        )
+
+
+if __name__ == "__main__":
+    main()

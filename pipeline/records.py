@@ -1,0 +1,169 @@
+"""The labelled-data contract: one loader for every labelled JSONL file.
+
+Every problem is reported with its file and line; a load fails on any problem unless
+the caller explicitly allows skipping, and even then every skipped row is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+logger = logging.getLogger(__name__)
+
+Actor = Literal["japan", "china", "us", "taiwan", "other"]
+Stance = Literal["supportive", "hostile", "hedging", "neutral"]
+Style = Literal[
+    "wire", "statement", "state_media", "editorial", "analysis",
+    "explainer", "headline", "list_fragment", "quote",
+]  # fmt: skip
+Dispute = Literal["takaichi_2025", "trawler_2010", "senkaku_2012", "adiz_2013", "fukushima_2023"]
+
+
+class LabelledRow(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    doc: str
+    sentence: str
+    actor: Actor
+    stance: Stance
+    style: Style | None = None
+    dispute: Dispute | None = None
+
+    @field_validator("id", "doc", "sentence")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty or whitespace")
+        return value
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class DataError(ValueError):
+    """Labelled data failed validation; ``problems`` lists every offending line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        shown = "\n".join(f"  {p}" for p in problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"{len(problems)} invalid labelled row(s):\n{shown}{more}")
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "row"
+        parts.append(f"field '{field}': {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(parts)
+
+
+def parse_lines(path: str, data: bytes) -> tuple[list[tuple[int, LabelledRow]], list[Problem]]:
+    """Parse JSONL bytes into (line number, row) pairs plus a problem per bad line."""
+    rows, problems = [], []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            problems.append(
+                Problem(path, number, f"not UTF-8 (byte {error.start}: {error.reason})")
+            )
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as error:
+            problems.append(
+                Problem(path, number, f"invalid JSON: {error.msg} (column {error.colno})")
+            )
+            continue
+        if not isinstance(obj, dict):
+            problems.append(
+                Problem(path, number, f"expected a JSON object, got {type(obj).__name__}")
+            )
+            continue
+        try:
+            rows.append((number, LabelledRow.model_validate(obj)))
+        except ValidationError as error:
+            problems.append(Problem(path, number, _describe(error)))
+    return rows, problems
+
+
+def find_conflicts(located: list[tuple[str, int, LabelledRow]]) -> list[Problem]:
+    """A problem for every row whose (sentence, actor) pair was labelled before.
+
+    With different stances, the first row is reported too: neither label can be trusted.
+    """
+    first_seen: dict[tuple[str, str], tuple[str, int, LabelledRow]] = {}
+    problems: list[Problem] = []
+    reported_first: set[tuple[str, int]] = set()
+    for path, line, row in located:
+        key = (row.sentence, row.actor)
+        if key not in first_seen:
+            first_seen[key] = (path, line, row)
+            continue
+        other_path, other_line, other = first_seen[key]
+        pair = f"({row.actor!r}, sentence {row.sentence[:60]!r})"
+        if other.stance == row.stance:
+            problems.append(Problem(path, line, f"{pair} duplicate of {other_path}:{other_line}"))
+            continue
+        message = (
+            f"{pair} labelled twice with different stances: {row.stance!r} here, "
+            f"{other.stance!r} at {other_path}:{other_line}"
+        )
+        problems.append(Problem(path, line, message))
+        if (other_path, other_line) not in reported_first:
+            reported_first.add((other_path, other_line))
+            problems.append(Problem(other_path, other_line, f"{pair} conflicts with {path}:{line}"))
+    return problems
+
+
+def load_labelled(paths: list[Path] | Path, allow_skipping: bool = False) -> list[LabelledRow]:
+    """Load and validate labelled JSONL files as one data set.
+
+    Raises DataError listing every problem, unless ``allow_skipping`` is set; then the
+    offending rows are dropped and each one is logged as a warning.
+    """
+    paths = [paths] if isinstance(paths, Path | str) else list(paths)
+    located: list[tuple[str, int, LabelledRow]] = []
+    problems: list[Problem] = []
+    for path in paths:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            problems.append(Problem(str(path), 0, f"cannot read: {error.strerror}"))
+            continue
+        rows, bad = parse_lines(str(path), data)
+        problems += bad
+        located += [(str(path), line, row) for line, row in rows]
+    conflicts = find_conflicts(located)
+    problems += conflicts
+    if problems and not allow_skipping:
+        raise DataError(problems)
+    for problem in problems:
+        logger.warning("skipped: %s", problem)
+    conflicted = {(p.path, p.line) for p in conflicts}
+    return [row for path, line, row in located if (path, line) not in conflicted]
+
+
+def write_jsonl(path: Path, rows: list[LabelledRow]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row.model_dump(exclude_none=True), ensure_ascii=False) + "\n")

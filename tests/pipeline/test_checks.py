@@ -1,0 +1,61 @@
+"""Seed leakage and template detection on planted pairs."""
+
+from pipeline.checks import find_leaks, find_templates, normalise
+
+SEED = (
+    "China’s foreign ministry called Takaichi’s comments “egregious” and “serious "
+    "interference” in China’s internal affairs, demanding an immediate retraction."
+)
+OTHER_SEED = "Beijing reacted swiftly and sternly."
+
+
+def test_normalise_folds_case_quotes_and_punctuation():
+    assert normalise("China’s “EGREGIOUS” — remark!") == normalise('china\'s "egregious" - remark')
+
+
+def test_exact_copy_is_a_leak():
+    (pair,) = find_leaks([SEED], [SEED, OTHER_SEED], 0.6)
+    assert (pair.first, pair.second, pair.score) == (SEED, SEED, 1.0)
+
+
+def test_near_copy_with_words_punctuation_and_case_changed_is_a_leak():
+    near = (
+        'CHINA\'S FOREIGN MINISTRY CALLED TAKAICHI\'S REMARKS "EGREGIOUS" AND "SERIOUS '
+        "INTERFERENCE\" IN CHINA'S INTERNAL AFFAIRS -- DEMANDING A SWIFT RETRACTION!"
+    )
+    (pair,) = find_leaks([near], [SEED, OTHER_SEED], 0.6)
+    assert (pair.first, pair.second) == (near, SEED)
+    assert 0.6 <= pair.score < 1.0
+
+
+def test_unrelated_sentence_on_the_same_event_is_not_a_leak():
+    other = "Beijing summoned Japan's ambassador and demanded that Takaichi retract her words."
+    assert find_leaks([other], [SEED, OTHER_SEED], 0.6) == []
+
+
+def test_sentences_differing_by_swapped_names_and_numbers_are_templates():
+    first = (
+        "Speaking to reporters on Tuesday, Trump said that Washington would stand firmly "
+        "beside Tokyo in any crisis over the Taiwan Strait and would not bow to Beijing."
+    )
+    second = first.replace("Tuesday", "Friday").replace("Trump", "Biden")
+    third = (
+        "Japan said 4 Chinese coast guard ships entered the waters around the Senkaku "
+        "Islands for several hours, the longest incursion recorded this year."
+    )
+    fourth = third.replace("4", "12")
+    pairs = find_templates([first, second, third, fourth], 0.7)
+    assert {frozenset((p.first, p.second)) for p in pairs} == {
+        frozenset((first, second)),
+        frozenset((third, fourth)),
+    }
+    assert len(pairs) == 2  # each pair reported once
+
+
+def test_different_sentences_about_the_same_event_are_not_templates():
+    sentences = [
+        "China summoned Japan's ambassador in Beijing over Takaichi's remarks on Taiwan.",
+        "Beijing's foreign ministry lodged a stern protest after the prime minister's comments.",
+        "China summoned Japan's ambassador on Friday, state media reported.",
+    ]
+    assert find_templates(sentences, 0.7) == []

@@ -1,0 +1,121 @@
+"""The prepare stage end to end in a temporary project directory."""
+
+import json
+
+import pytest
+
+from pipeline.prepare import LeakageError, main
+from pipeline.records import DataError
+
+SEED = (
+    "Trade retaliation: China has reinstated a ban on Japanese seafood imports, "
+    "signaling economic coercion to penalize Tokyo."
+)
+NEAR_COPY = (
+    "TRADE RETALIATION - China reinstated its ban on Japanese seafood imports, "
+    "signalling economic coercion to penalise Tokyo!"
+)
+SENTENCES = [
+    "Takaichi told parliament a blockade of Taiwan could threaten Japan's survival.",
+    "Beijing summoned the Japanese ambassador late on Thursday evening.",
+    "Tokyo said it would not withdraw the prime minister's answer.",
+    "Chinese state media called the remarks a dangerous provocation.",
+    "The Chief Cabinet Secretary described the consul-general's post as inappropriate.",
+    "China advised its citizens to avoid travel to Japan for now.",
+    "Japanese officials asked Washington for a clearer statement of support.",
+    "The coast guard reported four Chinese vessels near the Senkaku Islands.",
+    "Japan's defence minister promised calm and steady surveillance.",
+    "A foreign ministry spokesperson in Beijing demanded a full retraction.",
+    "Takaichi repeated that her government's position had not changed.",
+    "Chinese airlines offered free refunds on flights bound for Osaka.",
+]
+PARAMS = """\
+prepare:
+  validation_fraction: 0.34
+  seed: {seed}
+  leakage_jaccard: 0.6
+  template_overlap: 0.7
+  allow_skipping_invalid_rows: {skip}
+"""
+
+
+def line(i: int, sentence: str, actor: str, stance: str) -> str:
+    row = {"id": f"c{i}-{actor}", "doc": f"c{i}", "sentence": sentence, "actor": actor}
+    return json.dumps({**row, "stance": stance}) + "\n"
+
+
+def corpus_lines(extra: str = "") -> str:
+    rows = [line(i, s, "japan", "supportive") for i, s in enumerate(SENTENCES)]
+    rows += [line(i, s, "china", "hostile") for i, s in enumerate(SENTENCES)]
+    return "".join(rows) + extra
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "part_a.jsonl").write_text(corpus_lines(), encoding="utf-8")
+    (tmp_path / "seeds.jsonl").write_text(line(0, SEED, "china", "hostile"), encoding="utf-8")
+    write_params(tmp_path)
+    return tmp_path
+
+
+def write_params(root, seed: int = 13, skip: str = "false") -> None:
+    (root / "params.yaml").write_text(PARAMS.format(seed=seed, skip=skip), encoding="utf-8")
+
+
+def run(out: str) -> None:
+    main(["--corpus-dir", "corpus", "--seed-labels", "seeds.jsonl", "--out-dir", out])
+
+
+def read(path) -> list[dict]:
+    return [json.loads(text) for text in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_writes_splits_and_report(project):
+    run("out")
+    train, validation, test = (
+        read(project / "out" / f"{n}.jsonl") for n in ("train", "validation", "test")
+    )
+    report = json.loads((project / "out" / "report.json").read_text(encoding="utf-8"))
+    assert len(train) + len(validation) == 2 * len(SENTENCES)
+    assert train and validation
+    assert [r["sentence"] for r in test] == [SEED]
+    assert report["train"]["rows"] == len(train)
+    assert report["validation"]["rows"] == len(validation)
+    assert report["checks"]["seed_leaks"] == 0
+
+
+def test_no_sentence_on_both_sides(project):
+    run("out")
+    train = {r["sentence"] for r in read(project / "out" / "train.jsonl")}
+    validation = {r["sentence"] for r in read(project / "out" / "validation.jsonl")}
+    assert train.isdisjoint(validation)
+    assert train | validation == set(SENTENCES)
+
+
+def test_same_seed_gives_the_same_split(project):
+    run("first")
+    run("second")
+    for name in ("train.jsonl", "validation.jsonl"):
+        assert (project / "first" / name).read_bytes() == (project / "second" / name).read_bytes()
+
+
+def test_near_copy_of_a_seed_sentence_fails_the_stage(project):
+    (project / "corpus" / "part_b.jsonl").write_text(line(99, NEAR_COPY, "china", "hostile"))
+    with pytest.raises(LeakageError) as caught:
+        run("out")
+    assert NEAR_COPY in str(caught.value) and SEED in str(caught.value)
+    assert not (project / "out").exists()
+
+
+def test_invalid_row_fails_unless_skipping_is_allowed(project):
+    bad = '{"id": "c50", "doc": "c50", "sentence": "Seoul spoke.", "actor": "korea"}\n'
+    (project / "corpus" / "part_a.jsonl").write_text(corpus_lines(bad), encoding="utf-8")
+    with pytest.raises(DataError, match=r"part_a\.jsonl:25:"):
+        run("out")
+    write_params(project, skip="true")
+    run("out")
+    sentences = {r["sentence"] for r in read(project / "out" / "train.jsonl")}
+    sentences |= {r["sentence"] for r in read(project / "out" / "validation.jsonl")}
+    assert sentences == set(SENTENCES)

