@@ -15,8 +15,8 @@ from pathlib import Path
 import mlflow
 
 from pipeline.config import load_section, require
-from pipeline.inference import StancePredictor
-from pipeline.records import load_labelled
+from pipeline.inference import Prediction, StancePredictor
+from pipeline.records import LabelledRow, load_labelled
 from training import tracking
 from training.metrics import write_report
 
@@ -33,6 +33,12 @@ class EvaluateParams:
         require(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
 
 
+def predict_rows(model_dir: Path, rows: list[LabelledRow], batch_size: int) -> list[Prediction]:
+    """The evaluated predictions: the same predictor, batching and order as serving."""
+    predictor = StancePredictor(model_dir)
+    return predictor.predict([(row.sentence, row.actor) for row in rows], batch_size=batch_size)
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,9 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     tracking_params = load_section("mlflow", tracking.MlflowParams)
 
     rows = load_labelled(args.test)
-    predictions = StancePredictor(args.model_dir).predict(
-        [(row.sentence, row.actor) for row in rows], batch_size=params.batch_size
-    )
+    predictions = predict_rows(args.model_dir, rows, params.batch_size)
     metrics = write_report(
         args.out_dir,
         REPORT_NAME,

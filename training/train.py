@@ -193,6 +193,8 @@ def train(
     if out_dir.exists():
         shutil.rmtree(out_dir)
     trainer.save_model(str(out_dir))
+    # The Trainer pickles its arguments beside the weights; the artifact does not need them.
+    (out_dir / "training_args.bin").unlink(missing_ok=True)
     tokenizer.save_pretrained(str(out_dir))
     (out_dir / INFERENCE_CONFIG).write_text(json.dumps({"max_length": params.max_length}) + "\n")
     return {"validation_macro_f1": final["eval_macro_f1"], "validation_loss": final["eval_loss"]}

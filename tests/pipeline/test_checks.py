@@ -2,11 +2,12 @@
 
 from pipeline.checks import find_leaks, find_templates, normalise
 
+# Stand-ins for protected (test-set) sentences, written for this test.
 SEED = (
-    "China’s foreign ministry called Takaichi’s comments “egregious” and “serious "
-    "interference” in China’s internal affairs, demanding an immediate retraction."
+    "The ministry in Beijing branded the prime minister’s answer “reckless” and a "
+    "“gross provocation”, insisting that Tokyo withdraw it at once."
 )
-OTHER_SEED = "Beijing reacted swiftly and sternly."
+OTHER_SEED = "Seoul kept a careful silence throughout the week."
 
 
 def test_normalise_folds_case_quotes_and_punctuation():
@@ -20,8 +21,8 @@ def test_exact_copy_is_a_leak():
 
 def test_near_copy_with_words_punctuation_and_case_changed_is_a_leak():
     near = (
-        'CHINA\'S FOREIGN MINISTRY CALLED TAKAICHI\'S REMARKS "EGREGIOUS" AND "SERIOUS '
-        "INTERFERENCE\" IN CHINA'S INTERNAL AFFAIRS -- DEMANDING A SWIFT RETRACTION!"
+        'THE MINISTRY IN BEIJING BRANDED THE PRIME MINISTER\'S ANSWER "RECKLESS" AND A '
+        '"GROSS PROVOCATION" -- INSISTING THAT TOKYO WITHDRAW IT IMMEDIATELY!'
     )
     (pair,) = find_leaks([near], [SEED, OTHER_SEED], 0.6)
     assert (pair.first, pair.second) == (near, SEED)

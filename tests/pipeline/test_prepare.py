@@ -8,12 +8,12 @@ from pipeline.prepare import LeakageError, main
 from pipeline.records import DataError
 
 SEED = (
-    "Trade retaliation: China has reinstated a ban on Japanese seafood imports, "
-    "signaling economic coercion to penalize Tokyo."
+    "Import curbs: Beijing has again halted shipments of Japanese scallops, "
+    "a move widely read as punishment aimed at Tokyo."
 )
 NEAR_COPY = (
-    "TRADE RETALIATION - China reinstated its ban on Japanese seafood imports, "
-    "signalling economic coercion to penalise Tokyo!"
+    "IMPORT CURBS - Beijing again halted shipments of Japanese scallops, "
+    "a move widely read as punishment aimed at Tokyo!"
 )
 SENTENCES = [
     "Takaichi told parliament a blockade of Taiwan could threaten Japan's survival.",

@@ -21,15 +21,15 @@ def test_abbreviation_before_a_name_does_not_split():
 
 
 def test_middle_initial_does_not_split():
-    line = "Dennis Wilder, a former Asia adviser under former President George W. Bush, warned."
+    line = "A scholar who advised President George W. Bush on Asia urged patience."
     assert segment_texts(line) == [line]
 
 
 def test_single_letter_name_before_pronoun_splits():
-    line = "Rahm Emanuel took to the social media platform X. He offered an ironclad show."
+    line = "The envoy replied on the platform X. He called the threats unacceptable."
     assert segment_texts(line) == [
-        "Rahm Emanuel took to the social media platform X.",
-        "He offered an ironclad show.",
+        "The envoy replied on the platform X.",
+        "He called the threats unacceptable.",
     ]
 
 
@@ -66,8 +66,8 @@ def test_quote_closing_a_sentence_stays_with_it(first, second):
 
 def test_em_dashes_do_not_split():
     line = (
-        "The US only recently stabilized relations with Beijing after the Trump–Xi meeting "
-        "— and is unlikely to risk blowing that up now."
+        "Washington has only just patched up its trade truce with Beijing "
+        "— and few in the cabinet want to reopen it."
     )
     assert segment_texts(line) == [line]
 
@@ -87,7 +87,7 @@ def test_repeated_paragraph_keeps_each_sentence_once():
         " date 2025-12-07 https://sputnikglobe.com/20251207/japan-pleads-for-us-backing.html",
         "https://www.newsmax.com/world/globaltalk/japan-china/2025/11/20/id/1234/",
         "© 2025 Newsmax. All rights reserved.",
-        "One thought on “Unshakable Alliance: US Reaffirms Support for Japan”",
+        "One thought on “Allies Close Ranks as Beijing Turns Up the Pressure”",
     ],
 )
 def test_non_content_lines_are_dropped(line):

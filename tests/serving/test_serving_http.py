@@ -8,6 +8,9 @@ import pytest
 import requests
 
 from pipeline.labels import ACTORS, STANCES
+from pipeline.records import load_labelled
+from training.evaluate import predict_rows
+from training.metrics import stance_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -229,3 +232,28 @@ def test_startup_fails_clearly_when_the_store_is_empty(serve_until_exit, tmp_pat
     assert "no model 'stance-classifier:latest' in the BentoML store" in output
     assert str(tmp_path / "empty-bentoml-home" / "models") in output
     assert "run `dvc repro` first" in output
+
+
+def test_seed_set_through_classify_gives_the_evaluate_stage_metrics(
+    server: str, tiny_model_dir: Path
+) -> None:
+    # The evaluate stage's own code path and metrics, on the same model the server loaded.
+    seeds = Path(__file__).resolve().parents[2] / "seeds" / "labels.jsonl"
+    rows = load_labelled(seeds)
+    batch = 32  # sequential requests of one evaluate batch each: identical padding
+    served = []
+    for begin in range(0, len(rows), batch):
+        chunk = rows[begin : begin + batch]
+        items = [{"sentence": r.sentence, "actor": r.actor} for r in chunk]
+        response = post(f"{server}/classify", {"items": items})
+        assert response.status_code == 200
+        served += response.json()
+    evaluated = predict_rows(tiny_model_dir, rows, batch)
+
+    gold, actors = [r.stance for r in rows], [r.actor for r in rows]
+    assert [s["stance"] for s in served] == [p.stance for p in evaluated]
+    for s, p in zip(served, evaluated, strict=True):
+        assert s["scores"] == pytest.approx(p.scores, abs=1e-5)
+    assert stance_metrics(gold, [s["stance"] for s in served], actors) == stance_metrics(
+        gold, [p.stance for p in evaluated], actors
+    )

@@ -40,113 +40,65 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
-# (sentence, [(actor, stance), ...]): our own sentences, every stance, five actors.
+# (sentence, "actor:stance ..."): our own sentences, every stance, five actors.
 CORPUS = [
-    (
-        "Tokyo's defence ministry said it stood firmly behind the prime minister's "
-        "assessment of a blockade scenario.",
-        [("japan", "supportive")],
-    ),
-    (
-        "Beijing's envoy accused the Japanese cabinet of reckless meddling and demanded "
-        "an apology within days.",
-        [("china", "hostile"), ("japan", "neutral")],
-    ),
-    (
-        "A State Department official urged both capitals to lower the temperature and keep talking.",
-        [("us", "hedging")],
-    ),
-    (
-        "Taipei thanked Japanese lawmakers for what it called a principled defence of regional peace.",
-        [("taiwan", "supportive"), ("japan", "neutral")],
-    ),
-    (
-        "Chinese customs officers quietly held back shipments of scallops from Hokkaido exporters.",
-        [("china", "hostile"), ("japan", "neutral")],
-    ),
-    (
-        "The White House readout of the leaders' call made no mention of the row with Beijing.",
-        [("us", "hedging"), ("china", "neutral")],
-    ),
-    (
-        "A Seoul foreign ministry spokesman declined to say whether South Korea agreed with "
-        "either side.",
-        [("other", "hedging")],
-    ),
-    (
-        "Japan's chief negotiator flew to Shanghai on Tuesday for a previously scheduled "
-        "trade meeting.",
-        [("japan", "neutral"), ("china", "neutral")],
-    ),
-    (
-        "Washington's ambassador posted a short message praising Takaichi for speaking plainly "
-        "about deterrence.",
-        [("us", "supportive"), ("japan", "neutral")],
-    ),
-    (
-        "State television ran a commentary calling the Japanese leader a danger to the whole region.",
-        [("china", "hostile"), ("japan", "neutral")],
-    ),
-    (
-        "Taiwan's foreign minister said his government would watch developments calmly and "
-        "avoid comment.",
-        [("taiwan", "hedging")],
-    ),
-    (
-        "Opposition figures in Tokyo asked the cabinet to soften its wording before the summit season.",
-        [("japan", "hedging")],
-    ),
-    (
-        "A retired Australian admiral wrote that the remarks were a sensible statement of "
-        "existing policy.",
-        [("other", "supportive")],
-    ),
-    (
-        "The Korean ferry operator said sailings to Japan would follow the usual winter timetable.",
-        [("japan", "neutral")],
-    ),
-    (
-        "Chinese coast guard cutters sailed close to the disputed islands for a fourth straight day.",
-        [("china", "hostile")],
-    ),
-    (
-        "Pentagon planners restated that the alliance treaty covers any attack on Japanese territory.",
-        [("us", "supportive"), ("japan", "neutral")],
-    ),
-]
+    ("Tokyo's defence ministry said it stood firmly behind the prime minister's assessment "
+     "of a blockade scenario.", "japan:supportive"),
+    ("Beijing's envoy accused the Japanese cabinet of reckless meddling and demanded an apology "
+     "within days.", "china:hostile japan:neutral"),
+    ("A State Department official urged both capitals to lower the temperature and keep "
+     "talking.", "us:hedging"),
+    ("Taipei thanked Japanese lawmakers for what it called a principled defence of regional "
+     "peace.", "taiwan:supportive japan:neutral"),
+    ("Chinese customs officers quietly held back shipments of scallops from Hokkaido "
+     "exporters.", "china:hostile japan:neutral"),
+    ("The White House readout of the leaders' call made no mention of the row with Beijing.",
+     "us:hedging china:neutral"),
+    ("A Seoul foreign ministry spokesman declined to say whether South Korea agreed with either "
+     "side.", "other:hedging"),
+    ("Japan's chief negotiator flew to Shanghai on Tuesday for a previously scheduled trade "
+     "meeting.", "japan:neutral china:neutral"),
+    ("Washington's ambassador posted a short message praising Takaichi for speaking plainly about "
+     "deterrence.", "us:supportive japan:neutral"),
+    ("State television ran a commentary calling the Japanese leader a danger to the whole "
+     "region.", "china:hostile japan:neutral"),
+    ("Taiwan's foreign minister said his government would watch developments calmly and avoid "
+     "comment.", "taiwan:hedging"),
+    ("Opposition figures in Tokyo asked the cabinet to soften its wording before the summit "
+     "season.", "japan:hedging"),
+    ("A retired Australian admiral wrote that the remarks were a sensible statement of existing "
+     "policy.", "other:supportive"),
+    ("The Korean ferry operator said sailings to Japan would follow the usual winter timetable.",
+     "japan:neutral"),
+    ("Chinese coast guard cutters sailed close to the disputed islands for a fourth straight "
+     "day.", "china:hostile"),
+    ("Pentagon planners restated that the alliance treaty covers any attack on Japanese "
+     "territory.", "us:supportive japan:neutral"),
+]  # fmt: skip
 SEEDS = [
-    (
-        "Beijing suspended a planned youth exchange, citing the prime minister's provocative words.",
-        [("china", "hostile"), ("japan", "neutral")],
-    ),
-    (
-        "The US envoy told reporters Washington would not waver in backing its closest Asian ally.",
-        [("us", "supportive")],
-    ),
-    (
-        "Japan's cabinet secretary said the government had merely described a hypothetical situation.",
-        [("japan", "hedging")],
-    ),
-    (
-        "Taiwan's premier attended a ribbon-cutting ceremony for a new semiconductor plant.",
-        [("taiwan", "neutral")],
-    ),
-    (
-        "An EU spokesperson called on all parties to exercise restraint and settle differences "
-        "through dialogue.",
-        [("other", "hedging")],
-    ),
-    (
-        "Tokyo rejected the demand for a retraction and called the threats from Beijing unacceptable.",
-        [("japan", "supportive"), ("china", "hostile")],
-    ),
-]
+    ("Beijing suspended a planned youth exchange, citing the prime minister's provocative "
+     "words.", "china:hostile japan:neutral"),
+    ("The US envoy told reporters Washington would not waver in backing its closest Asian ally.",
+     "us:supportive"),
+    ("Japan's cabinet secretary said the government had merely described a hypothetical "
+     "situation.", "japan:hedging"),
+    ("Taiwan's premier attended a ribbon-cutting ceremony for a new semiconductor plant.",
+     "taiwan:neutral"),
+    ("An EU spokesperson called on all parties to exercise restraint and settle differences "
+     "through dialogue.", "other:hedging"),
+    ("Tokyo rejected the demand for a retraction and called the threats from Beijing "
+     "unacceptable.", "japan:supportive china:hostile"),
+]  # fmt: skip
+
+
+def labels(spec: str) -> list[tuple[str, str]]:
+    return [tuple(pair.split(":")) for pair in spec.split()]
 
 
 def labelled_lines(prefix: str, sentences: list, doc: Callable[[int], str]) -> str:
     lines = []
-    for i, (sentence, labels) in enumerate(sentences):
-        for actor, stance in labels:
+    for i, (sentence, spec) in enumerate(sentences):
+        for actor, stance in labels(spec):
             row = {"id": f"{prefix}{i:02d}-{actor}", "doc": doc(i), "sentence": sentence}
             lines.append(json.dumps({**row, "actor": actor, "stance": stance}) + "\n")
     return "".join(lines)
@@ -218,7 +170,9 @@ def make_tiny_project(root: Path, overrides: dict | None = None) -> Path:
 def stage_command(stage: str, params_file: Path = Path("params.yaml")) -> tuple[str, list[str]]:
     """(module, argv) of a dvc.yaml stage's `python -m module ...` cmd, paths filled in."""
     params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    cmd = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]["cmd"]
+    cmd = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage][
+        "cmd"
+    ]
 
     def value(match: re.Match) -> str:
         found: Any = params
@@ -310,4 +264,5 @@ def tiny() -> Any:
         write_data=write_data,
         corpus=CORPUS,
         seeds=SEEDS,
+        labels=labels,
     )

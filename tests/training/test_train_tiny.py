@@ -14,7 +14,11 @@ import pytest
 
 from pipeline.labels import ID2LABEL, STANCES
 
-pytestmark = pytest.mark.slow
+# 24 rows: some actor/stance strata have one row, fewer than the validation folds.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:The least populated class:UserWarning"),
+]
 
 REGISTERED = "stance-classifier"
 
@@ -70,10 +74,10 @@ def test_model_directory(run):
 def test_metrics_files(run):
     root = run["root"]
     report = read_json(root / "data/prepared/report.json")
-    rows = sum(len(labels) for _, labels in run["tiny"].corpus)
+    rows = sum(len(run["tiny"].labels(s)) for _, s in run["tiny"].corpus)
     assert report["train"]["rows"] + report["validation"]["rows"] == rows
     assert report["validation"]["rows"] > 0
-    assert report["test"]["rows"] == sum(len(labels) for _, labels in run["tiny"].seeds)
+    assert report["test"]["rows"] == sum(len(run["tiny"].labels(s)) for _, s in run["tiny"].seeds)
     for path, key in [
         ("metrics/train.json", "validation_macro_f1"),
         ("reports/seed/seed_metrics.json", "macro_f1"),
@@ -138,10 +142,10 @@ def test_baseline_run_tracked(run, client, run_id):
 def test_registered_as_champion(run, client, run_id):
     version = client.get_model_version_by_alias(REGISTERED, "champion")
     assert version.run_id == run_id
-    assert version.version == "1"
+    assert str(version.version) == "1"
     record = read_json(run["root"] / "metrics/registration.json")
     assert record["alias"] == "champion"
-    assert record["version"] == "1" and record["champion_version"] == "1"
+    assert str(record["version"]) == "1" and str(record["champion_version"]) == "1"
     assert record["run_id"] == run_id
     assert 0.0 <= record["seed_macro_f1"] <= 1.0
 
