@@ -18,13 +18,17 @@ from pipeline.records import load_labelled
 AGREEMENT_DIR = Path("data/agreement")
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
 def main() -> None:
     corpus = {row.id: row for row in load_labelled(sorted(Path("data/corpus").glob("*.jsonl")))}
-    second = [json.loads(line) for line in open(AGREEMENT_DIR / "second_annotator.jsonl")]
+    second = read_jsonl(AGREEMENT_DIR / "second_annotator.jsonl")
     resolutions_path = AGREEMENT_DIR / "resolutions.jsonl"
     resolutions = {}
     if resolutions_path.exists():
-        resolutions = {r["id"]: r for r in map(json.loads, open(resolutions_path))}
+        resolutions = {r["id"]: r for r in read_jsonl(resolutions_path)}
     missing = [item["id"] for item in second if item["id"] not in corpus]
     if missing:
         raise SystemExit(f"ids not in the corpus: {missing[:10]}")

@@ -23,7 +23,9 @@ def main() -> None:
     for row in rows:
         actors_of[row.sentence].add(row.actor)
     multi = sum(len(a) >= 2 for a in actors_of.values())
-    print(f"rows: {n}, distinct sentences: {len(actors_of)}, documents: {len({r.doc for r in rows})}")
+    print(
+        f"rows: {n}, distinct sentences: {len(actors_of)}, documents: {len({r.doc for r in rows})}"
+    )
     print(f"sentences naming 2+ actors: {multi} ({multi / len(actors_of):.1%})\n")
     cells = Counter((r.actor, r.stance) for r in rows)
     body = []
@@ -31,12 +33,19 @@ def main() -> None:
         total = sum(cells[(actor, s)] for s in STANCES)
         body.append([actor, *(cells[(actor, s)] for s in STANCES), f"{total} ({total / n:.1%})"])
     stance_totals = Counter(r.stance for r in rows)
-    body.append(["**all**", *(f"{stance_totals[s]} ({stance_totals[s] / n:.1%})" for s in STANCES), n])
+    body.append(
+        ["**all**", *(f"{stance_totals[s]} ({stance_totals[s] / n:.1%})" for s in STANCES), n]
+    )
     print(table(["actor", *STANCES, "total"], body) + "\n")
     style_sentences = Counter({r.sentence: r.style for r in rows}.values())
     print(table(["style", "sentences"], [[s, c] for s, c in style_sentences.most_common()]) + "\n")
     disputes = Counter(r.dispute for r in rows)
-    print(table(["dispute", "rows", "share"], [[d, c, f"{c / n:.1%}"] for d, c in disputes.most_common()]))
+    print(
+        table(
+            ["dispute", "rows", "share"],
+            [[d, c, f"{c / n:.1%}"] for d, c in disputes.most_common()],
+        )
+    )
 
 
 if __name__ == "__main__":

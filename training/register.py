@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     if champion.run_id == run_id:
         model_dir = args.model_dir
     else:  # the new model lost: the store keeps (or regains) the champion's own weights
-        model_dir = Path(mlflow.artifacts.download_artifacts(f"runs:/{champion.run_id}/model"))
-        model_dir = model_dir / "artifacts" / Path(args.model_dir).name
+        logged = Path(mlflow.artifacts.download_artifacts(f"runs:/{champion.run_id}/model"))
+        # The pyfunc keeps the HF directory under artifacts/<its original folder name>.
+        (model_dir,) = {p.parent for p in logged.glob(f"artifacts/*/{INFERENCE_CONFIG}")}
     max_length = json.loads((model_dir / INFERENCE_CONFIG).read_text())["max_length"]
     champion_params = client.get_run(champion.run_id).data.params
     record["bento_tag"] = save_model(
