@@ -90,3 +90,28 @@ def find_templates(sentences: list[str], threshold: float, n: int = 4) -> list[S
             if overlap > threshold and (i < j or count / max(len(grams[j]), 1) <= threshold):
                 pairs.append(SimilarPair(texts[i], texts[j], overlap))
     return sorted(pairs, key=lambda p: -p.score)
+
+
+def find_phrase_leaks(
+    candidates: list[str], protected: list[str], n: int, allowed: list[str] = ()
+) -> list[SimilarPair]:
+    """Pairs (candidate, protected) sharing a run of ``n`` normalised words.
+
+    Jaccard over the whole sentence misses a copied clause inside a new sentence;
+    a shared run of seven words is a copy in all but names and set phrases, which
+    ``allowed`` lists (a run inside any allowed phrase does not count).
+    The pair's score is the shared run's length in words.
+    """
+    allowed_norm = [f" {normalise(phrase)} " for phrase in allowed]
+    owner: dict[tuple[str, ...], str] = {}
+    for text in dict.fromkeys(protected):
+        for gram in word_ngrams(text, n):
+            owner.setdefault(gram, text)
+    leaks = []
+    for text in dict.fromkeys(candidates):
+        for gram in sorted(word_ngrams(text, n)):
+            joined = f" {' '.join(gram)} "
+            if gram in owner and not any(joined in phrase for phrase in allowed_norm):
+                leaks.append(SimilarPair(f"{text}  [shared: {joined.strip()}]", owner[gram], n))
+                break
+    return leaks

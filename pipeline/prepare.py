@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sklearn.model_selection import StratifiedGroupKFold
 
-from pipeline.checks import find_leaks, find_templates
+from pipeline.checks import find_leaks, find_phrase_leaks, find_templates
 from pipeline.config import load_section, require
 from pipeline.records import LabelledRow, load_labelled, write_jsonl
 
@@ -33,6 +33,7 @@ class PrepareParams:
     validation_fraction: float
     seed: int
     leakage_jaccard: float
+    phrase_leak_words: int
     template_overlap: float
     allow_skipping_invalid_rows: bool = False
 
@@ -42,6 +43,7 @@ class PrepareParams:
         )
         require(0 < self.leakage_jaccard <= 1, "prepare.leakage_jaccard", "must be in (0, 1]")
         require(0 < self.template_overlap <= 1, "prepare.template_overlap", "must be in (0, 1]")
+        require(self.phrase_leak_words >= 4, "prepare.phrase_leak_words", "must be >= 4")
 
 
 class LeakageError(ValueError):
@@ -62,11 +64,18 @@ def split_validation(
 
 
 def check_corpus(
-    corpus: list[LabelledRow], seeds: list[LabelledRow], params: PrepareParams
+    corpus: list[LabelledRow],
+    seeds: list[LabelledRow],
+    params: PrepareParams,
+    allowed_phrases: list[str] = (),
 ) -> dict:
     """Raise LeakageError listing every leaked or template pair; return the check summary."""
     sentences = [row.sentence for row in corpus]
-    leaks = find_leaks(sentences, [row.sentence for row in seeds], params.leakage_jaccard)
+    seed_sentences = [row.sentence for row in seeds]
+    leaks = find_leaks(sentences, seed_sentences, params.leakage_jaccard)
+    phrases = find_phrase_leaks(
+        sentences, seed_sentences, params.phrase_leak_words, allowed_phrases
+    )
     templates = find_templates(sentences, params.template_overlap)
     failures = []
     if leaks:
@@ -75,6 +84,12 @@ def check_corpus(
             f"(char 5-gram Jaccard >= {params.leakage_jaccard}):\n"
             + "\n".join(f"  {pair}" for pair in leaks)
         )
+    if phrases:
+        failures.append(
+            f"{len(phrases)} training sentence(s) copy a run of {params.phrase_leak_words} "
+            "words from a seed sentence (allowlist a name or set phrase only if it is not "
+            "a copy):\n" + "\n".join(f"  {pair}" for pair in phrases)
+        )
     if templates:
         failures.append(
             f"{len(templates)} template-like pair(s) (> {params.template_overlap:.0%} of word "
@@ -82,7 +97,12 @@ def check_corpus(
         )
     if failures:
         raise LeakageError("\n".join(failures))
-    return {"seed_leaks": 0, "template_pairs": 0, "distinct_corpus_sentences": len(set(sentences))}
+    return {
+        "seed_leaks": 0,
+        "seed_phrase_copies": 0,
+        "template_pairs": 0,
+        "distinct_corpus_sentences": len(set(sentences)),
+    }
 
 
 def counts(rows: list[LabelledRow]) -> dict:
@@ -93,12 +113,23 @@ def counts(rows: list[LabelledRow]) -> dict:
     }
 
 
+def read_allowlist(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
 def prepare(
-    corpus_files: list[Path], seed_labels: Path, out_dir: Path, params: PrepareParams
+    corpus_files: list[Path],
+    seed_labels: Path,
+    out_dir: Path,
+    params: PrepareParams,
+    allowlist: Path | None = None,
 ) -> dict:
     corpus = load_labelled(corpus_files, allow_skipping=params.allow_skipping_invalid_rows)
     seeds = load_labelled(seed_labels, allow_skipping=params.allow_skipping_invalid_rows)
-    checks = check_corpus(corpus, seeds, params)
+    checks = check_corpus(corpus, seeds, params, read_allowlist(allowlist))
     train, validation = split_validation(corpus, params.validation_fraction, params.seed)
     splits = {"train": train, "validation": validation, "test": seeds}
     for name, rows in splits.items():
@@ -114,12 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus-dir", type=Path, required=True)
     parser.add_argument("--seed-labels", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--leakage-allowlist", type=Path, default=None)
     args = parser.parse_args(argv)
     params = load_section("prepare", PrepareParams)
     corpus_files = sorted(args.corpus_dir.glob("*.jsonl"))
     if not corpus_files:
         raise SystemExit(f"prepare: no *.jsonl files in {args.corpus_dir}")
-    report = prepare(corpus_files, args.seed_labels, args.out_dir, params)
+    report = prepare(corpus_files, args.seed_labels, args.out_dir, params, args.leakage_allowlist)
     for name in SPLIT_FILES:
         logger.info(
             "%s: %d rows, %d sentences", name, report[name]["rows"], report[name]["sentences"]

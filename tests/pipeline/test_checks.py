@@ -1,6 +1,6 @@
 """Seed leakage and template detection on planted pairs."""
 
-from pipeline.checks import find_leaks, find_templates, normalise
+from pipeline.checks import find_leaks, find_phrase_leaks, find_templates, normalise
 
 # Stand-ins for protected (test-set) sentences, written for this test.
 SEED = (
@@ -60,3 +60,20 @@ def test_different_sentences_about_the_same_event_are_not_templates():
         "China summoned Japan's ambassador on Friday, state media reported.",
     ]
     assert find_templates(sentences, 0.7) == []
+
+
+def test_copied_clause_inside_a_new_sentence_is_a_phrase_leak():
+    copied = (
+        "Analysts agree that the ministry in Beijing branded the prime minister’s answer reckless."
+    )
+    (pair,) = find_phrase_leaks([copied], [SEED, OTHER_SEED], 7)
+    assert pair.second == SEED
+    assert "[shared: " in pair.first and "branded the prime minister" in pair.first
+
+
+def test_allowlisted_set_phrase_is_not_a_phrase_leak():
+    shared_name = "On Friday the ministry in Beijing branded the prime minister’s trip a stunt."
+    assert find_phrase_leaks([shared_name], [SEED], 7) != []
+    allowed = ["The ministry in Beijing branded the prime minister's"]
+    assert find_phrase_leaks([shared_name], [SEED], 7, allowed) == []
+    assert find_phrase_leaks(["Seoul kept quiet."], [SEED], 7) == []

@@ -5,12 +5,18 @@ import pytest
 from pipeline.config import ConfigError, load_section, parse_section
 from pipeline.prepare import PrepareParams
 
-GOOD = {"validation_fraction": 0.15, "seed": 13, "leakage_jaccard": 0.6, "template_overlap": 0.7}
+GOOD = {
+    "validation_fraction": 0.15,
+    "seed": 13,
+    "leakage_jaccard": 0.6,
+    "phrase_leak_words": 7,
+    "template_overlap": 0.7,
+}
 
 
 def test_good_section_parses_with_defaults():
     params = parse_section(dict(GOOD, leakage_jaccard=1), "prepare", PrepareParams)
-    assert params == PrepareParams(0.15, 13, 1, 0.7, allow_skipping_invalid_rows=False)
+    assert params == PrepareParams(0.15, 13, 1, 7, 0.7, allow_skipping_invalid_rows=False)
 
 
 @pytest.mark.parametrize(

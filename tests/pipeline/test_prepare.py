@@ -34,6 +34,7 @@ prepare:
   validation_fraction: 0.34
   seed: {seed}
   leakage_jaccard: 0.6
+  phrase_leak_words: 7
   template_overlap: 0.7
   allow_skipping_invalid_rows: {skip}
 """
@@ -119,3 +120,19 @@ def test_invalid_row_fails_unless_skipping_is_allowed(project):
     sentences = {r["sentence"] for r in read(project / "out" / "train.jsonl")}
     sentences |= {r["sentence"] for r in read(project / "out" / "validation.jsonl")}
     assert sentences == set(SENTENCES)
+
+
+def test_copied_seed_clause_fails_the_stage_and_the_allowlist_admits_set_phrases(project):
+    copied = "Trade press noted that Beijing has again halted shipments of Japanese scallops on Monday."
+    part = project / "corpus" / "part_a.jsonl"
+    part.write_text(corpus_lines(line(99, copied, "china", "hostile")), encoding="utf-8")
+    with pytest.raises(LeakageError, match="copy a run of 7 words") as caught:
+        run("out")
+    assert copied in str(caught.value)
+
+    (project / "allow.txt").write_text(
+        "# set phrases\nBeijing has again halted shipments of Japanese scallops\n", encoding="utf-8"
+    )
+    main(["--corpus-dir", "corpus", "--seed-labels", "seeds.jsonl", "--out-dir", "out",
+          "--leakage-allowlist", "allow.txt"])  # fmt: skip
+    assert (project / "out" / "train.jsonl").exists()

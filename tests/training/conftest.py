@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,6 +136,8 @@ def write_data(root: Path, params: dict) -> None:
     seeds.parent.mkdir(parents=True, exist_ok=True)
     text = labelled_lines("seed-s", SEEDS, lambda i: f"seed_{i // 2}.txt")
     seeds.write_text(text, encoding="utf-8")
+    allowlist = params["paths"]["leakage_allowlist"]
+    shutil.copyfile(REPO_ROOT / allowlist, root / allowlist)
 
 
 def git(root: Path, *args: str) -> str:
