@@ -123,7 +123,9 @@ def test_invalid_row_fails_unless_skipping_is_allowed(project):
 
 
 def test_copied_seed_clause_fails_the_stage_and_the_allowlist_admits_set_phrases(project):
-    copied = "Trade press noted that Beijing has again halted shipments of Japanese scallops on Monday."
+    copied = (
+        "Trade press noted that Beijing has again halted shipments of Japanese scallops on Monday."
+    )
     part = project / "corpus" / "part_a.jsonl"
     part.write_text(corpus_lines(line(99, copied, "china", "hostile")), encoding="utf-8")
     with pytest.raises(LeakageError, match="copy a run of 7 words") as caught:
