@@ -15,19 +15,32 @@ from pipeline.records import load_labelled
 from pipeline.segment import segment_texts
 
 
+def labelled_and_detected(rows, sentences: set[str]) -> tuple[set, set]:
+    """(sentence, actor) pairs labelled in ``rows`` and detected in ``sentences``."""
+    gold = {(row.sentence, row.actor) for row in rows}
+    found = {
+        (s, actor) for s in sentences | {row.sentence for row in rows} for actor in detect_actors(s)
+    }
+    return gold, found
+
+
+def recall_precision(gold: set, found: set) -> tuple[float, float]:
+    hits = len(gold & found)
+    return hits / len(gold), hits / len(found)
+
+
 def main() -> None:
     path = Path(sys.argv[1] if len(sys.argv) > 1 else "seeds/labels.jsonl")
     rows = load_labelled(path)
-    gold = {(row.sentence, row.actor) for row in rows}
-    sentences = {row.sentence for row in rows}
     # Sentences of the seed files with no labelled row still count for false alarms.
+    sentences = set()
     for doc in {row.doc for row in rows}:
         sentences |= set(segment_texts((path.parent / doc).read_text(encoding="utf-8")))
-    found = {(s, actor) for s in sentences for actor in detect_actors(s)}
-    hits = gold & found
-    print(f"rows labelled: {len(gold)}, rows detected: {len(found)}, both: {len(hits)}")
-    print(f"recall    {len(hits) / len(gold):.3f}")
-    print(f"precision {len(hits) / len(found):.3f}")
+    gold, found = labelled_and_detected(rows, sentences)
+    recall, precision = recall_precision(gold, found)
+    print(f"rows labelled: {len(gold)}, rows detected: {len(found)}, both: {len(gold & found)}")
+    print(f"recall    {recall:.3f}")
+    print(f"precision {precision:.3f}")
     print("\nper actor (recall / precision):")
     for actor in ACTORS:
         g = {p for p in gold if p[1] == actor}
@@ -47,12 +60,11 @@ def main() -> None:
 
     # For reference: the training corpus, whose names the alias list was not built from.
     corpus = load_labelled(sorted(Path("data/corpus").glob("*.jsonl")))
-    gold = {(row.sentence, row.actor) for row in corpus}
-    found = {(s, actor) for s in {row.sentence for row in corpus} for actor in detect_actors(s)}
-    hits = gold & found
+    gold, found = labelled_and_detected(corpus, set())
+    recall, precision = recall_precision(gold, found)
     print(
         f"\ntraining corpus: rows labelled {len(gold)}, detected {len(found)}, "
-        f"recall {len(hits) / len(gold):.3f}, precision {len(hits) / len(found):.3f}"
+        f"recall {recall:.3f}, precision {precision:.3f}"
     )
 
 
