@@ -1,72 +1,80 @@
-"""Load one section of params.yaml into a frozen dataclass, failing early on bad values."""
+"""Load one section of params.yaml into a strict pydantic model, failing early on bad values.
+
+Each stage's params class subclasses ``StrictParams``: types are strict (no "16" for
+an int, no ``true`` for a number), unknown keys are rejected, and the class's
+``check()`` holds the range rules. Every problem is raised as ``ConfigError`` naming
+the dotted key (``train.batch_size``), before the stage does any work.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 PARAMS_FILE = Path("params.yaml")
-
-T = TypeVar("T")
 
 
 class ConfigError(ValueError):
     """A params.yaml value is missing, unknown or of the wrong type; names the key."""
 
 
-def _type_ok(value: Any, annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin in (list, tuple):
-        (item_type, *_) = typing.get_args(annotation) or (Any,)
-        return isinstance(value, list) and all(_type_ok(v, item_type) for v in value)
-    if annotation is Any:
-        return True
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, annotation)
+class StrictParams(BaseModel):
+    """Base of every params section: strict types, no unknown keys, frozen."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    def check(self) -> None:
+        """Range rules of the section; raise via ``require`` (overridden by sections)."""
+
+    @model_validator(mode="after")
+    def _run_checks(self):
+        self.check()
+        return self
+
+
+T = TypeVar("T", bound=StrictParams)
+
+_TYPE_NAMES = {
+    "int_type": "int",
+    "float_type": "float",
+    "bool_type": "bool",
+    "string_type": "str",
+    "list_type": "list",
+    "dict_type": "mapping",
+    "model_type": "mapping",
+}
+
+
+def _messages(error: ValidationError, section: str) -> list[str]:
+    messages = []
+    for item in error.errors():
+        key = ".".join([section, *(str(part) for part in item["loc"])])
+        kind = item["type"]
+        if kind == "missing":
+            messages.append(f"params: missing key {key}")
+        elif kind == "extra_forbidden":
+            messages.append(f"params: unknown key(s) {key}")
+        elif kind in _TYPE_NAMES or kind.endswith("_type"):
+            expected = _TYPE_NAMES.get(kind, kind.removesuffix("_type"))
+            messages.append(f"params: {key} must be {expected}, got {item.get('input')!r}")
+        elif kind == "value_error":
+            messages.append(f"params: {item['ctx']['error']}")
+        else:
+            messages.append(f"params: {key}: {item['msg']} (got {item.get('input')!r})")
+    return messages
 
 
 def parse_section(raw: Any, section: str, schema: type[T]) -> T:
     """Build ``schema`` from the mapping ``raw``; every problem names ``section.key``."""
     if not isinstance(raw, dict):
         raise ConfigError(f"params: section '{section}' must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(schema)
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(f"params: unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}")
-    values = {}
-    for name, field in fields.items():
-        key = f"{section}.{name}"
-        if name not in raw:
-            has_default = field.default is not dataclasses.MISSING or (
-                field.default_factory is not dataclasses.MISSING
-            )
-            if has_default:
-                continue
-            raise ConfigError(f"params: missing key {key}")
-        value = raw[name]
-        if not _type_ok(value, hints[name]):
-            raise ConfigError(
-                f"params: {key} must be {getattr(hints[name], '__name__', hints[name])}, "
-                f"got {value!r}"
-            )
-        values[name] = tuple(value) if isinstance(value, list) else value
     try:
-        return schema(**values)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"params: {section}: {error}") from error
+        return schema.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError("; ".join(_messages(error, section))) from None
 
 
 def load_section(section: str, schema: type[T], params_file: Path = PARAMS_FILE) -> T:
@@ -79,6 +87,6 @@ def load_section(section: str, schema: type[T], params_file: Path = PARAMS_FILE)
 
 
 def require(condition: bool, key: str, message: str) -> None:
-    """For __post_init__ checks: raise a ValueError that names the key."""
+    """For ``check()``: raise a ValueError that names the key."""
     if not condition:
         raise ValueError(f"{key} {message}")

@@ -13,13 +13,12 @@ import argparse
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from sklearn.model_selection import StratifiedGroupKFold
 
 from pipeline.checks import find_leaks, find_phrase_leaks, find_templates
-from pipeline.config import load_section, require
+from pipeline.config import StrictParams, load_section, require
 from pipeline.records import LabelledRow, load_labelled, write_jsonl
 
 logger = logging.getLogger(__name__)
@@ -28,8 +27,7 @@ SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl", "test":
 REPORT_FILE = "report.json"
 
 
-@dataclass(frozen=True)
-class PrepareParams:
+class PrepareParams(StrictParams):
     validation_fraction: float
     seed: int
     leakage_jaccard: float
@@ -37,7 +35,7 @@ class PrepareParams:
     template_overlap: float
     allow_skipping_invalid_rows: bool = False
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         require(
             0 < self.validation_fraction < 0.5, "prepare.validation_fraction", "must be in (0, 0.5)"
         )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -16,7 +15,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from pipeline.config import load_section, require
+from pipeline.config import StrictParams, load_section, require
 from pipeline.formatting import flat_input
 from pipeline.records import load_labelled
 from training import tracking
@@ -27,14 +26,13 @@ logger = logging.getLogger(__name__)
 REPORT_NAME = "baseline"
 
 
-@dataclass(frozen=True)
-class BaselineParams:
+class BaselineParams(StrictParams):
     ngram_max: int
     min_df: int
     c: float
     seed: int
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         require(1 <= self.ngram_max <= 3, "baseline.ngram_max", "must be 1, 2 or 3")
         require(self.min_df >= 1, "baseline.min_df", "must be >= 1")
         require(self.c > 0, "baseline.c", "must be > 0")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_section, require
+from pipeline.config import StrictParams, load_section, require
 from pipeline.inference import Prediction, StancePredictor
 from pipeline.records import LabelledRow, load_labelled
 from training import tracking
@@ -25,11 +24,10 @@ logger = logging.getLogger(__name__)
 REPORT_NAME = "seed"
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
+class EvaluateParams(StrictParams):
     batch_size: int
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         require(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
 
 

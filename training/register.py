@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from pipeline.config import load_section, require
+from pipeline.config import StrictParams, load_section, require
 from pipeline.inference import INFERENCE_CONFIG
 from serving.store import save_model
 from training import tracking
@@ -29,11 +28,10 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 DECISION_METRIC = "seed_macro_f1"
 
 
-@dataclass(frozen=True)
-class RegisterParams:
+class RegisterParams(StrictParams):
     bento_model_name: str
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         require(
             bool(self.bento_model_name.strip()), "register.bento_model_name", "must not be empty"
         )

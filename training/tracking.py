@@ -11,24 +11,22 @@ import hashlib
 import json
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 
-from pipeline.config import require
+from pipeline.config import StrictParams, require
 
 LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
 RUN_FILE = "mlflow_run.json"  # written by `train` beside the model: which run to resume
 
 
-@dataclass(frozen=True)
-class MlflowParams:
+class MlflowParams(StrictParams):
     experiment: str
     registered_model: str
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         require(bool(self.experiment.strip()), "mlflow.experiment", "must not be empty")
         require(bool(self.registered_model.strip()), "mlflow.registered_model", "must not be empty")
 

@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from transformers import (
     set_seed,
 )
 
-from pipeline.config import ConfigError, load_section, require
+from pipeline.config import ConfigError, StrictParams, load_section, require
 from pipeline.formatting import model_input
 from pipeline.inference import INFERENCE_CONFIG
 from pipeline.labels import ID2LABEL, LABEL2ID
@@ -60,8 +59,7 @@ RUNTIME_PACKAGES = (
 )
 
 
-@dataclass(frozen=True)
-class TrainParams:
+class TrainParams(StrictParams):
     base_model: str
     max_length: int
     epochs: float
@@ -72,7 +70,7 @@ class TrainParams:
     seed: int
     max_steps: int = -1  # > 0 caps training (tiny test runs); -1 trains for `epochs`
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         require(bool(self.base_model.strip()), "train.base_model", "must not be empty")
         require(8 <= self.max_length <= 512, "train.max_length", "must be in [8, 512]")
         require(self.epochs > 0, "train.epochs", "must be > 0")
@@ -232,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     experiment_id = tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_name="fine-tune") as run:
         mlflow.set_tags({"model_type": "transformer", "git_commit": tracking.git_commit()})
-        mlflow.log_params({f"train.{k}": v for k, v in asdict(params).items()})
+        mlflow.log_params({f"train.{k}": v for k, v in params.model_dump().items()})
         mlflow.log_params(
             {
                 "train_data_md5": tracking.file_md5(args.train),

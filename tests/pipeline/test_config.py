@@ -16,7 +16,8 @@ GOOD = {
 
 def test_good_section_parses_with_defaults():
     params = parse_section(dict(GOOD, leakage_jaccard=1), "prepare", PrepareParams)
-    assert params == PrepareParams(0.15, 13, 1, 7, 0.7, allow_skipping_invalid_rows=False)
+    expected = dict(GOOD, leakage_jaccard=1)
+    assert params == PrepareParams(**expected, allow_skipping_invalid_rows=False)
 
 
 @pytest.mark.parametrize(
