@@ -6,17 +6,47 @@ weights). Inputs are (sentence, actor) rows; the pair formatting is pipeline.for
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from pipeline.formatting import model_input
 
-INFERENCE_CONFIG = "inference.json"  # written beside the weights: max_length used in training
+INFERENCE_CONFIG = "inference.json"  # written beside the weights by `train`
+
+
+class InferenceConfig(BaseModel):
+    """How to run a saved model: the file ``inference.json`` beside its weights.
+
+    ``max_length`` is the training max_length (longer pairs are truncated and flagged);
+    ``temperature`` divides the logits before the softmax (fitted on validation by
+    ``train``, so the scores are calibrated probabilities; 1.0 = uncalibrated).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_length: int = Field(ge=8, le=512)
+    temperature: float = Field(default=1.0, gt=0)
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> InferenceConfig:
+        path = Path(model_dir) / INFERENCE_CONFIG
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing: {model_dir} is not a stance model directory "
+                "(train writes inference.json beside the weights)"
+            )
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValidationError as error:
+            raise ValueError(f"{path}: {error}") from None
+
+    def save(self, model_dir: str | Path) -> None:
+        (Path(model_dir) / INFERENCE_CONFIG).write_text(self.model_dump_json(indent=2) + "\n")
 
 
 @dataclass(frozen=True)
@@ -33,9 +63,9 @@ class StancePredictor:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir)
         self.model.eval()
-        saved = self.model_dir / INFERENCE_CONFIG
-        trained_length = json.loads(saved.read_text())["max_length"] if saved.exists() else 128
-        self.max_length = max_length or trained_length
+        self.config = InferenceConfig.load(self.model_dir)
+        self.max_length = max_length or self.config.max_length
+        self.temperature = self.config.temperature
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
 
     def predict_proba(
@@ -58,7 +88,7 @@ class StancePredictor:
             )
             with torch.inference_mode():
                 logits = self.model(**encoded).logits
-            probabilities.append(torch.softmax(logits.float(), dim=-1).numpy())
+            probabilities.append(torch.softmax(logits.float() / self.temperature, dim=-1).numpy())
         if not probabilities:
             return np.zeros((0, len(self.labels))), []
         return np.concatenate(probabilities), truncated

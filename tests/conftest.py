@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ def build_tiny_model(
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from pipeline.inference import INFERENCE_CONFIG
+    from pipeline.inference import InferenceConfig
     from pipeline.labels import ID2LABEL
 
     id2label = id2label or ID2LABEL
@@ -46,7 +45,7 @@ def build_tiny_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     BertForSequenceClassification(config).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    (out_dir / INFERENCE_CONFIG).write_text(json.dumps({"max_length": max_length}))
+    InferenceConfig(max_length=max_length).save(out_dir)
     return out_dir
 
 

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from pipeline.config import StrictParams, load_section, require
-from pipeline.inference import INFERENCE_CONFIG
+from pipeline.inference import INFERENCE_CONFIG, InferenceConfig
 from serving.store import save_model
 from training import tracking
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         logged = Path(mlflow.artifacts.download_artifacts(f"runs:/{champion.run_id}/model"))
         # The pyfunc keeps the HF directory under artifacts/<its original folder name>.
         (model_dir,) = {p.parent for p in logged.glob(f"artifacts/*/{INFERENCE_CONFIG}")}
-    max_length = json.loads((model_dir / INFERENCE_CONFIG).read_text())["max_length"]
+    max_length = InferenceConfig.load(model_dir).max_length
     champion_params = client.get_run(champion.run_id).data.params
     record["bento_tag"] = save_model(
         model_dir,

@@ -35,7 +35,7 @@ from transformers import (
 
 from pipeline.config import ConfigError, StrictParams, load_section, require
 from pipeline.formatting import model_input
-from pipeline.inference import INFERENCE_CONFIG
+from pipeline.inference import InferenceConfig
 from pipeline.labels import ID2LABEL, LABEL2ID
 from pipeline.mlflow_model import MODEL_DIR_ARTIFACT, StancePyfunc
 from pipeline.records import LabelledRow, load_labelled
@@ -194,7 +194,7 @@ def train(
     # The Trainer pickles its arguments beside the weights; the artifact does not need them.
     (out_dir / "training_args.bin").unlink(missing_ok=True)
     tokenizer.save_pretrained(str(out_dir))
-    (out_dir / INFERENCE_CONFIG).write_text(json.dumps({"max_length": params.max_length}) + "\n")
+    InferenceConfig(max_length=params.max_length).save(out_dir)
     return {"validation_macro_f1": final["eval_macro_f1"], "validation_loss": final["eval_loss"]}
 
 

@@ -66,7 +66,7 @@ def test_model_directory(run):
     config = read_json(model_dir / "config.json")
     assert config["id2label"] == {str(i): label for i, label in ID2LABEL.items()}
     assert set(config["id2label"].values()) == set(STANCES)
-    assert read_json(model_dir / "inference.json") == {"max_length": 32}
+    assert read_json(model_dir / "inference.json") == {"max_length": 32, "temperature": 1.0}
     assert set(read_json(model_dir / "mlflow_run.json")) == {"run_id", "experiment_id"}
     assert (model_dir / "tokenizer.json").is_file() or (model_dir / "vocab.txt").is_file()
 
