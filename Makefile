@@ -31,10 +31,10 @@ lint:
 serve:
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/bentoml serve serving.service:StanceService --host 127.0.0.1 --port $(PORT)
 
-# The store the stages log to (training.tracking), so the UI and the pipeline agree.
+# The store the stages log to (pipeline.tracking), so the UI and the pipeline agree.
 mlflow-ui:
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 \
-		--backend-store-uri "$$($(PY) -c 'from training.tracking import tracking_uri; print(tracking_uri())')"
+		--backend-store-uri "$$($(PY) -c 'from pipeline.tracking import tracking_uri; print(tracking_uri())')"
 
 actor-report:
 	$(PY) scripts/actor_detection_report.py

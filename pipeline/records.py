@@ -14,10 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from pipeline.labels import ACTORS, STANCES
+
 logger = logging.getLogger(__name__)
 
-Actor = Literal["japan", "china", "us", "taiwan", "other"]
-Stance = Literal["supportive", "hostile", "hedging", "neutral"]
+Actor = Literal[ACTORS]  # type: ignore[valid-type]
+Stance = Literal[STANCES]  # type: ignore[valid-type]
 Style = Literal[
     "wire", "statement", "state_media", "editorial", "analysis",
     "explainer", "headline", "list_fragment", "quote",

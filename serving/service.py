@@ -2,7 +2,7 @@
 
 Serve with ``bentoml serve serving.service:StanceService --host 127.0.0.1 --port 3000``.
 The model comes from the local BentoML store by tag ($STANCE_MODEL_TAG, default
-``stance-classifier:latest``), put there by the pipeline's register stage. All
+``stance-classifier:latest``), put there by the pipeline's handoff stage. All
 predictions go through pipeline.inference.StancePredictor, the same code path that
 evaluation measures.
 
@@ -31,12 +31,12 @@ from serving.schemas import (
     ScoreResponse,
     ServiceMetadata,
 )
-from serving.store import load_model, resolve_tag
+from serving.store import MODEL_NAME, load_model, resolve_tag
 
 logger = logging.getLogger(__name__)
 
 TAG_ENV = "STANCE_MODEL_TAG"
-DEFAULT_TAG = "stance-classifier:latest"
+DEFAULT_TAG = f"{MODEL_NAME}:latest"
 # Rows per forward pass. Adaptive batches of /classify are capped at the same size so
 # one dispatch is one pass; larger requests are split by BentoML's dispatcher.
 BATCH_SIZE = 64

@@ -1,8 +1,8 @@
 """The hand-off between training and serving: the local BentoML model store.
 
-The register stage puts the champion's model directory (a Hugging Face save plus
-inference.json) into the store with its lineage as metadata; the service reads it
-back by tag. The store lives under $BENTOML_HOME/models, as for any BentoML model.
+The `handoff` stage puts the champion's model directory (a Hugging Face save plus
+inference.json) into the store under ``MODEL_NAME`` with its lineage as metadata; the
+service reads it back by tag. The store lives under $BENTOML_HOME/models, as for any BentoML model.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from bentoml.exceptions import NotFound
 from pipeline.inference import INFERENCE_CONFIG
 
 logger = logging.getLogger(__name__)
+
+MODEL_NAME = "stance-classifier"  # the BentoML model name: written by handoff, read by service
 
 # A directory without these cannot be loaded by StancePredictor; refuse it at save
 # time rather than at the first request.

@@ -15,10 +15,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+from pipeline import tracking
 from pipeline.config import StrictParams, load_section, require
 from pipeline.formatting import flat_input
 from pipeline.records import load_labelled
-from training import tracking
 from training.metrics import write_report
 
 logger = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import mlflow
 
+from pipeline import tracking
 from pipeline.config import StrictParams, load_section, require
 from pipeline.inference import Prediction, StancePredictor
 from pipeline.records import LabelledRow, load_labelled
-from training import tracking
 from training.metrics import write_report
 
 logger = logging.getLogger(__name__)

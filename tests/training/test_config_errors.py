@@ -7,18 +7,15 @@ configuration; training and tracking are replaced by tripwires.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 import training.train
+from pipeline import tracking
 from pipeline.config import ConfigError
-from training import tracking
 
 pytestmark = pytest.mark.filterwarnings("ignore:The least populated class:UserWarning")
-
-FAST_S = 10.0  # parsing params.yaml; anything near this has started real work
 
 TRAIN_CASES = {
     "wrong type": ({"train": {"batch_size": "sixteen"}}, "train.batch_size", "must be int"),
@@ -73,10 +70,8 @@ def test_train_rejects_bad_config_before_training(prepared, tiny, overrides, key
     tiny.write_params(prepared, overrides)
     module, argv = tiny.stage_command("train")
     assert module == "training.train"
-    started = time.monotonic()
     with pytest.raises(ConfigError) as raised:
         training.train.main(argv)
-    assert time.monotonic() - started < FAST_S
     assert key in str(raised.value)
     assert message in str(raised.value)
     assert_nothing_done(prepared)
@@ -94,7 +89,7 @@ def test_good_config_reaches_training(prepared, tiny):
     [
         ("evaluate", {"evaluate": {"batch_size": 0}}, "evaluate.batch_size"),
         ("baseline", {"baseline": {"ngram_max": 7}}, "baseline.ngram_max"),
-        ("register", {"register": {"bento_model_name": ""}}, "register.bento_model_name"),
+        ("register", {"register": {"decision_metric": ""}}, "register.decision_metric"),
         ("register", {"mlflow": {"registered_model": 5}}, "mlflow.registered_model"),
     ],
 )

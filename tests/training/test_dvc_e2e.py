@@ -32,6 +32,7 @@ METRICS_FILES = (
     "reports/baseline/baseline_metrics.json",
     "metrics/train.json",
     "metrics/registration.json",
+    "metrics/handoff.json",
 )
 
 
@@ -133,12 +134,13 @@ def test_registered_champion(copy, repro, tiny):
 
 
 def test_champion_in_bentoml_store(copy, repro, tiny):
+    from pipeline.tracking import file_md5
     from serving.store import load_model
-    from training.tracking import file_md5
 
     record = json.loads((copy / "metrics/registration.json").read_text())
+    handoff = json.loads((copy / "metrics/handoff.json").read_text())
     with tiny.bentoml_store_at(repro["home"]):
-        path, metadata = load_model(record["bento_tag"])
+        path, metadata = load_model(handoff["bento_tag"])
         assert (path / "config.json").is_file()
     assert metadata["mlflow_run_id"] == record["run_id"]
     assert metadata["registry_version"] == str(record["version"])

@@ -100,7 +100,7 @@ def server(tmp_path: Path) -> Iterator[dict]:
 def test_stages_track_to_server(tiny_project, tiny, server, monkeypatch):
     from mlflow import MlflowClient
 
-    from training.tracking import file_md5
+    from pipeline.tracking import file_md5
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server["url"])
     with tiny.bentoml_store_at(tiny_project / "bentoml"):
@@ -141,7 +141,8 @@ def test_stages_track_to_server(tiny_project, tiny, server, monkeypatch):
     from serving.store import load_model
 
     with tiny.bentoml_store_at(tiny_project / "bentoml"):
-        _, metadata = load_model(record["bento_tag"])
+        handoff = json.loads((tiny_project / "metrics/handoff.json").read_text())
+        _, metadata = load_model(handoff["bento_tag"])
     assert metadata["mlflow_run_id"] == run_id
     assert metadata["registry_version"] == "1"
     assert metadata["training_data_md5"] == train_md5

@@ -42,7 +42,7 @@ def small_model(tmp_path_factory: pytest.TempPathFactory, make_tiny_model) -> Pa
 @pytest.fixture
 def project(tiny_project: Path, tiny):
     """The tiny project with the tracking store and a private BentoML store in place."""
-    from training import tracking
+    from pipeline import tracking
 
     tracking.setup("stance-classifier")
     with tiny.bentoml_store_at(tiny_project / "bentoml"):
@@ -53,8 +53,8 @@ def candidate(root: Path, small_model: Path, label: str, score: float) -> tuple[
     """A model dir named like the real one, logged as a run with seed_macro_f1 = score."""
     import mlflow
 
+    from pipeline import tracking
     from pipeline.mlflow_model import MODEL_DIR_ARTIFACT, StancePyfunc
-    from training import tracking
 
     model_dir = root / "candidates" / label / "stance"
     shutil.copytree(small_model, model_dir)
@@ -74,11 +74,15 @@ def candidate(root: Path, small_model: Path, label: str, score: float) -> tuple[
 
 
 def register(model_dir: Path, label: str) -> dict:
-    from training.register import main
+    """register, then the hand-off into the BentoML store: both records, merged."""
+    from serving import handoff
+    from training import register
 
     out = Path("metrics") / f"registration_{label}.json"
-    main(["--model-dir", str(model_dir), "--out", str(out)])
-    return json.loads(out.read_text())
+    register.main(["--model-dir", str(model_dir), "--out", str(out)])
+    handed = Path("metrics") / f"handoff_{label}.json"
+    handoff.main(["--registration", str(out), "--model-dir", str(model_dir), "--out", str(handed)])
+    return {**json.loads(out.read_text()), **json.loads(handed.read_text())}
 
 
 def stored(tag: str) -> tuple[str, dict]:

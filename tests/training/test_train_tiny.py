@@ -56,7 +56,7 @@ def read_json(path: Path) -> dict:
 
 
 def md5(path: Path) -> str:
-    from training.tracking import file_md5
+    from pipeline.tracking import file_md5
 
     return file_md5(path)
 
@@ -172,7 +172,7 @@ def test_registered_model_predicts(run, client):
 def test_champion_in_bentoml_store(run, run_id):
     from serving.store import load_model
 
-    record = read_json(run["root"] / "metrics/registration.json")
+    record = read_json(run["root"] / "metrics/handoff.json")
     with run["tiny"].bentoml_store_at(run["home"]):
         path, metadata = load_model(record["bento_tag"])
         assert path.is_relative_to(run["home"])

@@ -20,6 +20,8 @@ from pipeline.config import StrictParams, require
 LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
 RUN_FILE = "mlflow_run.json"  # written by `train` beside the model: which run to resume
+LOGGED_MODEL_NAME = "model"  # the pyfunc's name inside each training run
+CHAMPION = "champion"  # the registry alias of the served model
 
 
 class MlflowParams(StrictParams):
@@ -73,6 +75,10 @@ def git_commit() -> str:
 def write_run_file(directory: Path, run_id: str, experiment_id: str) -> None:
     payload = {"run_id": run_id, "experiment_id": experiment_id}
     (directory / RUN_FILE).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def logged_model_uri(run_id: str) -> str:
+    return f"runs:/{run_id}/{LOGGED_MODEL_NAME}"
 
 
 def read_run_id(directory: Path) -> str:

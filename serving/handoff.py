@@ -1,0 +1,80 @@
+"""DVC stage `handoff`: put the registry's champion into the local BentoML model store.
+
+Reads the registration record written by `register`. When the new model is the
+champion, its own directory (``--model-dir``) is stored; when it lost, the
+champion's weights are fetched back from its MLflow run, so the store always serves
+the champion. The stored model carries its lineage (MLflow run id, registry name and
+version, training data hash, base model) as metadata, and the service loads it by
+tag ``serving.store.MODEL_NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+from pipeline import tracking
+from pipeline.config import load_section
+from pipeline.inference import INFERENCE_CONFIG, InferenceConfig
+from serving.store import MODEL_NAME, save_model
+
+logger = logging.getLogger(__name__)
+
+
+def champion_model_dir(record: dict, model_dir: Path) -> Path:
+    """The champion's model directory: ``model_dir`` if it won, else its logged copy."""
+    if record["champion_run_id"] == record["run_id"]:
+        return model_dir
+    logged = Path(
+        mlflow.artifacts.download_artifacts(tracking.logged_model_uri(record["champion_run_id"]))
+    )
+    # The pyfunc keeps the model directory under artifacts/<its original folder name>.
+    found = {p.parent for p in logged.glob(f"artifacts/*/{INFERENCE_CONFIG}")}
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f"champion run {record['champion_run_id']}: expected one model directory with "
+            f"{INFERENCE_CONFIG} under {logged}/artifacts, found {sorted(map(str, found))}"
+        )
+    return found.pop()
+
+
+def lineage(record: dict, model_dir: Path) -> dict:
+    """What the service reports about the stored model (BentoML metadata values)."""
+    params = MlflowClient().get_run(record["champion_run_id"]).data.params
+    return {
+        "mlflow_run_id": record["champion_run_id"],
+        "registry_name": record["registered_model"],
+        "registry_version": str(record["champion_version"]),
+        "alias": tracking.CHAMPION,
+        "training_data_md5": params.get("train_data_md5", "unknown"),
+        "base_model": params.get("train.base_model", "unknown"),
+        "max_length": InferenceConfig.load(model_dir).max_length,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--registration", type=Path, required=True, help="register's record")
+    parser.add_argument("--model-dir", type=Path, required=True, help="the new model's dir")
+    parser.add_argument("--out", type=Path, required=True, help="hand-off record (JSON)")
+    args = parser.parse_args(argv)
+    tracking_params = load_section("mlflow", tracking.MlflowParams)
+
+    record = json.loads(args.registration.read_text(encoding="utf-8"))
+    tracking.setup(tracking_params.experiment)
+    model_dir = champion_model_dir(record, args.model_dir)
+    tag = save_model(model_dir, MODEL_NAME, lineage(record, model_dir))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out = {"bento_tag": tag, "registry_version": str(record["champion_version"])}
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    logger.info("BentoML store: %s (registry version %s)", tag, record["champion_version"])
+
+
+if __name__ == "__main__":
+    main()
