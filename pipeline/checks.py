@@ -115,3 +115,89 @@ def find_phrase_leaks(
                 leaks.append(SimilarPair(f"{text}  [shared: {joined.strip()}]", owner[gram], n))
                 break
     return leaks
+
+
+@dataclass(frozen=True)
+class LabelConflict:
+    """Two near-duplicate sentences that label the same actor differently."""
+
+    first_id: str
+    second_id: str
+    actor: str
+    first_stance: str
+    second_stance: str
+    jaccard: float
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return tuple(sorted((self.first_id, self.second_id)))  # type: ignore[return-value]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.jaccard:.2f}  {self.actor}: {self.first_id} {self.first_stance} "
+            f"vs {self.second_id} {self.second_stance}"
+        )
+
+
+def word_set(text: str) -> frozenset[str]:
+    return frozenset(normalise(text).split())
+
+
+def find_label_conflicts(rows, threshold: float) -> list[LabelConflict]:
+    """Near-duplicate sentence pairs (word Jaccard >= threshold) sharing an actor with
+    different stances. ``rows`` have ``id``, ``sentence``, ``actor`` and ``stance``.
+
+    Intersections come from one sparse product of the sentence-by-word matrix, so
+    the check stays fast on a corpus of thousands of sentences.
+    """
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    by_sentence: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
+    for row in rows:
+        by_sentence[row.sentence][row.actor] = (row.id, row.stance)
+    sentences = list(by_sentence)
+    words = [word_set(s) for s in sentences]
+    vocabulary: dict[str, int] = {}
+    indices, indptr = [], [0]
+    for own in words:
+        indices += [vocabulary.setdefault(w, len(vocabulary)) for w in own]
+        indptr.append(len(indices))
+    matrix = csr_matrix(
+        (np.ones(len(indices), dtype=np.int32), indices, indptr),
+        shape=(len(sentences), max(len(vocabulary), 1)),
+    )
+    shared = (matrix @ matrix.T).tocoo()
+    sizes = np.array([len(w) for w in words])
+    conflicts = []
+    for i, j, inter in zip(shared.row, shared.col, shared.data, strict=True):
+        if i >= j:
+            continue
+        jaccard = inter / (sizes[i] + sizes[j] - inter)
+        if jaccard < threshold:
+            continue
+        first, second = by_sentence[sentences[i]], by_sentence[sentences[j]]
+        for actor in sorted(set(first) & set(second)):
+            if first[actor][1] != second[actor][1]:
+                conflicts.append(
+                    LabelConflict(
+                        first[actor][0], second[actor][0], actor,
+                        first[actor][1], second[actor][1], float(jaccard),
+                    )
+                )  # fmt: skip
+    return sorted(conflicts, key=lambda c: (-c.jaccard, c.key))
+
+
+def read_conflict_allowlist(path) -> dict[tuple[str, str], str]:
+    """``id id  reason`` per line (``#`` comments); a line without a reason is an error."""
+    from pathlib import Path
+
+    allowed = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split(maxsplit=2)
+        if len(parts) < 3 or not parts[2].strip():
+            raise ValueError(f"{path}:{number}: expected 'first_id second_id reason', got {line!r}")
+        allowed[tuple(sorted(parts[:2]))] = parts[2].strip()
+    return allowed

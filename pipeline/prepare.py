@@ -3,8 +3,11 @@
 train / validation come from the training corpus only (validation stratified by
 actor x stance and grouped by sentence, so no sentence is on both sides); test is the
 labelled seed articles. The stage fails, listing the pairs, when a corpus sentence
-equals or nearly equals a seed sentence, or when two corpus sentences look
-template-filled.
+equals or nearly equals a seed sentence, when two corpus sentences look
+template-filled, or when two near-duplicate sentences label the same actor
+differently and the pair is not allowlisted with a reason. It also writes the
+corpus profile (pipeline.profile) as a DVC metric, with every feature that is
+outside its tolerance of the real-news target in ``prepare.profile``.
 """
 
 from __future__ import annotations
@@ -17,14 +20,32 @@ from pathlib import Path
 
 from sklearn.model_selection import StratifiedGroupKFold
 
-from pipeline.checks import find_leaks, find_phrase_leaks, find_templates
+from pipeline.checks import (
+    find_label_conflicts,
+    find_leaks,
+    find_phrase_leaks,
+    find_templates,
+    read_conflict_allowlist,
+)
 from pipeline.config import StrictParams, load_section, require
+from pipeline.profile import out_of_tolerance, profile
 from pipeline.records import LabelledRow, load_labelled, write_jsonl
 
 logger = logging.getLogger(__name__)
 
 SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"}
 REPORT_FILE = "report.json"
+PROFILE_FILE = "profile.json"
+
+
+class ProfileTarget(StrictParams):
+    """A real-news figure and how far the corpus may be from it."""
+
+    target: float
+    tolerance: float
+
+    def check(self) -> None:
+        require(self.tolerance >= 0, "prepare.profile.*.tolerance", "must be >= 0")
 
 
 class PrepareParams(StrictParams):
@@ -33,6 +54,8 @@ class PrepareParams(StrictParams):
     leakage_jaccard: float
     phrase_leak_words: int
     template_overlap: float
+    consistency_jaccard: float
+    profile: dict[str, ProfileTarget]
     allow_skipping_invalid_rows: bool = False
 
     def check(self) -> None:
@@ -42,6 +65,9 @@ class PrepareParams(StrictParams):
         require(0 < self.leakage_jaccard <= 1, "prepare.leakage_jaccard", "must be in (0, 1]")
         require(0 < self.template_overlap <= 1, "prepare.template_overlap", "must be in (0, 1]")
         require(self.phrase_leak_words >= 4, "prepare.phrase_leak_words", "must be >= 4")
+        require(
+            0 < self.consistency_jaccard <= 1, "prepare.consistency_jaccard", "must be in (0, 1]"
+        )
 
 
 class LeakageError(ValueError):
@@ -66,6 +92,7 @@ def check_corpus(
     seeds: list[LabelledRow],
     params: PrepareParams,
     allowed_phrases: list[str] = (),
+    allowed_conflicts: dict[tuple[str, str], str] | None = None,
 ) -> dict:
     """Raise LeakageError listing every leaked or template pair; return the check summary."""
     sentences = [row.sentence for row in corpus]
@@ -75,6 +102,9 @@ def check_corpus(
         sentences, seed_sentences, params.phrase_leak_words, allowed_phrases
     )
     templates = find_templates(sentences, params.template_overlap)
+    allowed_conflicts = allowed_conflicts or {}
+    conflicts = find_label_conflicts(corpus, params.consistency_jaccard)
+    unlisted = [c for c in conflicts if c.key not in allowed_conflicts]
     failures = []
     if leaks:
         failures.append(
@@ -93,12 +123,19 @@ def check_corpus(
             f"{len(templates)} template-like pair(s) (> {params.template_overlap:.0%} of word "
             "4-grams shared):\n" + "\n".join(f"  {pair}" for pair in templates)
         )
+    if unlisted:
+        failures.append(
+            f"{len(unlisted)} near-duplicate pair(s) (word Jaccard >= "
+            f"{params.consistency_jaccard}) label the same actor differently; fix one label "
+            "or allowlist the pair with a reason:\n" + "\n".join(f"  {c}" for c in unlisted)
+        )
     if failures:
         raise LeakageError("\n".join(failures))
     return {
         "seed_leaks": 0,
         "seed_phrase_copies": 0,
         "template_pairs": 0,
+        "label_conflicts_allowlisted": len(conflicts),
         "distinct_corpus_sentences": len(set(sentences)),
     }
 
@@ -124,16 +161,26 @@ def prepare(
     out_dir: Path,
     params: PrepareParams,
     allowlist: Path | None = None,
+    conflict_allowlist: Path | None = None,
 ) -> dict:
     corpus = load_labelled(corpus_files, allow_skipping=params.allow_skipping_invalid_rows)
     seeds = load_labelled(seed_labels, allow_skipping=params.allow_skipping_invalid_rows)
-    checks = check_corpus(corpus, seeds, params, read_allowlist(allowlist))
+    allowed_conflicts = read_conflict_allowlist(conflict_allowlist) if conflict_allowlist else {}
+    checks = check_corpus(corpus, seeds, params, read_allowlist(allowlist), allowed_conflicts)
     train, validation = split_validation(corpus, params.validation_fraction, params.seed)
     splits = {"train": train, "validation": validation, "test": seeds}
     for name, rows in splits.items():
         write_jsonl(out_dir / SPLIT_FILES[name], rows)
     report = {"checks": checks, **{name: counts(rows) for name, rows in splits.items()}}
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    figures = profile(corpus)
+    targets = {key: spec.target for key, spec in params.profile.items()}
+    tolerances = {key: spec.tolerance for key, spec in params.profile.items()}
+    drift = out_of_tolerance(figures, targets, tolerances)
+    for message in drift:
+        logger.warning("%s", message)
+    payload = {"corpus": figures, "out_of_tolerance": len(drift)}
+    (out_dir / PROFILE_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return report
 
 
@@ -144,12 +191,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-labels", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--leakage-allowlist", type=Path, default=None)
+    parser.add_argument("--consistency-allowlist", type=Path, default=None)
     args = parser.parse_args(argv)
     params = load_section("prepare", PrepareParams)
     corpus_files = sorted(args.corpus_dir.glob("*.jsonl"))
     if not corpus_files:
         raise SystemExit(f"prepare: no *.jsonl files in {args.corpus_dir}")
-    report = prepare(corpus_files, args.seed_labels, args.out_dir, params, args.leakage_allowlist)
+    report = prepare(
+        corpus_files,
+        args.seed_labels,
+        args.out_dir,
+        params,
+        args.leakage_allowlist,
+        args.consistency_allowlist,
+    )
     for name in SPLIT_FILES:
         logger.info(
             "%s: %d rows, %d sentences", name, report[name]["rows"], report[name]["sentences"]

@@ -88,3 +88,27 @@ def test_style_variety(rows, sentences):
     styled = {(row.sentence, row.style) for row in rows}
     share = {style: n / len(sentences) for style, n in Counter(s for _, s in styled).items()}
     assert len([s for s, v in share.items() if v >= 0.03]) >= 6, share
+
+
+def test_profile_within_tolerance_of_real_news(rows):
+    """The corpus reads like real reporting: every prepare.profile feature within tolerance."""
+    import yaml
+
+    from pipeline.profile import out_of_tolerance, profile
+
+    spec = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["prepare"]["profile"]
+    targets = {key: value["target"] for key, value in spec.items()}
+    tolerances = {key: value["tolerance"] for key, value in spec.items()}
+    assert out_of_tolerance(profile(rows), targets, tolerances) == []
+
+
+def test_no_unlisted_label_conflicts(rows):
+    """Near-duplicates that disagree are fixed or allowlisted with a reason."""
+    import yaml
+
+    from pipeline.checks import find_label_conflicts, read_conflict_allowlist
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    allowed = read_conflict_allowlist(ROOT / params["paths"]["consistency_allowlist"])
+    conflicts = find_label_conflicts(rows, params["prepare"]["consistency_jaccard"])
+    assert [str(c) for c in conflicts if c.key not in allowed] == []

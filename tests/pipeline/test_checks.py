@@ -1,5 +1,7 @@
 """Seed leakage and template detection on planted pairs."""
 
+import pytest
+
 from pipeline.checks import find_leaks, find_phrase_leaks, find_templates, normalise
 
 # Stand-ins for protected (test-set) sentences, written for this test.
@@ -77,3 +79,36 @@ def test_allowlisted_set_phrase_is_not_a_phrase_leak():
     allowed = ["The ministry in Beijing branded the prime minister's"]
     assert find_phrase_leaks([shared_name], [SEED], 7, allowed) == []
     assert find_phrase_leaks(["Seoul kept quiet."], [SEED], 7) == []
+
+
+def test_label_conflicts_between_near_duplicates():
+    from pipeline.checks import find_label_conflicts
+    from pipeline.records import LabelledRow
+
+    def row(rid, sentence, actor, stance):
+        return LabelledRow(id=rid, doc="d", sentence=sentence, actor=actor, stance=stance)
+
+    first = "China's actions were not conducive to stable ties with Japan."
+    second = "China's actions were not conducive to stable ties, Japan said."
+    rows = [
+        row("a-china", first, "china", "hostile"),
+        row("b-china", second, "china", "neutral"),
+        row("a-japan", first, "japan", "neutral"),
+        row("b-japan", second, "japan", "neutral"),
+        row("c-china", "Beijing announced new export rules for rare earths.", "china", "hostile"),
+    ]
+    conflicts = find_label_conflicts(rows, 0.6)
+    assert [(c.key, c.actor) for c in conflicts] == [(("a-china", "b-china"), "china")]
+    # words: china s actions were not conducive to stable ties japan + with / said
+    assert conflicts[0].jaccard == pytest.approx(10 / 12)
+
+
+def test_conflict_allowlist_needs_a_reason(tmp_path):
+    from pipeline.checks import read_conflict_allowlist
+
+    path = tmp_path / "allow.txt"
+    path.write_text("# comment\nb-x a-x the second names a hostile act\n", encoding="utf-8")
+    assert read_conflict_allowlist(path) == {("a-x", "b-x"): "the second names a hostile act"}
+    path.write_text("a-x b-x\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"allow\.txt:1: expected"):
+        read_conflict_allowlist(path)

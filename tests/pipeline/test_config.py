@@ -11,6 +11,8 @@ GOOD = {
     "leakage_jaccard": 0.6,
     "phrase_leak_words": 7,
     "template_overlap": 0.7,
+    "consistency_jaccard": 0.6,
+    "profile": {"words_mean": {"target": 30.0, "tolerance": 6.0}},
 }
 
 
@@ -31,6 +33,14 @@ def test_good_section_parses_with_defaults():
         (dict(GOOD, allow_skipping_invalid_rows="yes"), "prepare.allow_skipping_invalid_rows"),
         (dict(GOOD, validation_fraction=0.7), "prepare.validation_fraction must be in (0, 0.5)"),
         (dict(GOOD, leakage_jaccard=0), "prepare.leakage_jaccard must be in (0, 1]"),
+        (
+            dict(GOOD, profile={"quote": {"target": 0.3}}),
+            "missing key prepare.profile.quote.tolerance",
+        ),
+        (
+            dict(GOOD, profile={"quote": {"target": "a", "tolerance": 0.1}}),
+            "prepare.profile.quote.target must be float",
+        ),
     ],
 )
 def test_bad_value_raises_config_error_naming_the_key(raw, message):

@@ -36,6 +36,9 @@ prepare:
   leakage_jaccard: 0.6
   phrase_leak_words: 7
   template_overlap: 0.7
+  consistency_jaccard: 0.6
+  profile:
+    quote: {{target: 0.34, tolerance: 0.1}}
   allow_skipping_invalid_rows: {skip}
 """
 
@@ -85,6 +88,10 @@ def test_writes_splits_and_report(project):
     assert report["train"]["rows"] == len(train)
     assert report["validation"]["rows"] == len(validation)
     assert report["checks"]["seed_leaks"] == 0
+    profile = json.loads((project / "out" / "profile.json").read_text(encoding="utf-8"))
+    assert profile["corpus"]["sentences"] == len(SENTENCES)
+    assert profile["corpus"]["quote"] == 0.0  # no sentence quotes anyone
+    assert profile["out_of_tolerance"] == 1  # quote: 0.0 is not within 0.34 +/- 0.1
 
 
 def test_no_sentence_on_both_sides(project):
@@ -138,3 +145,19 @@ def test_copied_seed_clause_fails_the_stage_and_the_allowlist_admits_set_phrases
     main(["--corpus-dir", "corpus", "--seed-labels", "seeds.jsonl", "--out-dir", "out",
           "--leakage-allowlist", "allow.txt"])  # fmt: skip
     assert (project / "out" / "train.jsonl").exists()
+
+
+def test_disagreeing_near_duplicates_fail_unless_allowlisted_with_a_reason(project):
+    twin = "Her government's position had not changed, Takaichi repeated."
+    part = project / "corpus" / "part_a.jsonl"
+    part.write_text(corpus_lines(line(99, twin, "japan", "hedging")), encoding="utf-8")
+    with pytest.raises(LeakageError, match="label the same actor differently") as caught:
+        run("out")
+    assert "c10-japan supportive vs c99-japan hedging" in str(caught.value)
+    assert not (project / "out").exists()
+
+    (project / "allow.txt").write_text("c99-japan c10-japan reported as a calming formula\n", encoding="utf-8")
+    main(["--corpus-dir", "corpus", "--seed-labels", "seeds.jsonl", "--out-dir", "out",
+          "--consistency-allowlist", "allow.txt"])  # fmt: skip
+    report = json.loads((project / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["checks"]["label_conflicts_allowlisted"] == 1
