@@ -156,7 +156,8 @@ def test_disagreeing_near_duplicates_fail_unless_allowlisted_with_a_reason(proje
     assert "c10-japan supportive vs c99-japan hedging" in str(caught.value)
     assert not (project / "out").exists()
 
-    (project / "allow.txt").write_text("c99-japan c10-japan reported as a calming formula\n", encoding="utf-8")
+    reason = "c99-japan c10-japan reported as a calming formula\n"
+    (project / "allow.txt").write_text(reason, encoding="utf-8")
     main(["--corpus-dir", "corpus", "--seed-labels", "seeds.jsonl", "--out-dir", "out",
           "--consistency-allowlist", "allow.txt"])  # fmt: skip
     report = json.loads((project / "out" / "report.json").read_text(encoding="utf-8"))
