@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.log_params({f"baseline.{k}": v for k, v in params.__dict__.items()})
         mlflow.log_param("train_data_md5", tracking.file_md5(args.train))
         mlflow.log_metrics({f"seed_{k}": v for k, v in metrics.items()})
-        for suffix in ("confusion.png", "misclassified.csv"):
+        for suffix in ("confusion.png", "reliability.png", "misclassified.csv"):
             mlflow.log_artifact(str(args.out_dir / f"{REPORT_NAME}_{suffix}"))
 
 

@@ -1,8 +1,10 @@
 """DVC stage `evaluate`: score the fine-tuned model on the seed test set.
 
 Writes the DVC metrics and plots files (shared layout with the baseline, see
-training.metrics) and logs the same metrics, the confusion matrix image and the
-misclassified table to the training run in MLflow.
+training.metrics) and logs the same metrics, the confusion matrix image, the
+reliability diagram and the misclassified table to the training run in MLflow. The
+scores are the served ones (calibrated by the model's temperature); ``ece`` is their
+expected calibration error and ``ece_uncalibrated`` that of the raw scores (T = 1).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import mlflow
 
 from pipeline import tracking
 from pipeline.config import StrictParams, load_section, require
-from pipeline.inference import Prediction, StancePredictor
+from pipeline.inference import InferenceConfig, Prediction, StancePredictor
 from pipeline.records import LabelledRow, load_labelled
 from training.metrics import write_report
 
@@ -55,13 +57,17 @@ def main(argv: list[str] | None = None) -> None:
         rows,
         [p.stance for p in predictions],
         [p.scores for p in predictions],
+        temperature=InferenceConfig.load(args.model_dir).temperature,
     )
-    logger.info("seed macro-F1 %.3f, accuracy %.3f", metrics["macro_f1"], metrics["accuracy"])
+    logger.info(
+        "seed macro-F1 %.3f, accuracy %.3f, ECE %.4f (uncalibrated %.4f)",
+        metrics["macro_f1"], metrics["accuracy"], metrics["ece"], metrics["ece_uncalibrated"],
+    )  # fmt: skip
 
     tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_id=tracking.read_run_id(args.model_dir)):
         mlflow.log_metrics({f"seed_{k}": v for k, v in metrics.items()})
-        for suffix in ("confusion.png", "misclassified.csv"):
+        for suffix in ("confusion.png", "reliability.png", "misclassified.csv"):
             mlflow.log_artifact(str(args.out_dir / f"{REPORT_NAME}_{suffix}"))
 
 

@@ -2,8 +2,12 @@
 
 Hugging Face Trainer over `datasets`, seeded, per-batch padding; the checkpoint with
 the best validation macro-F1 is kept (the seed test set is never looked at here).
+A temperature is then fitted on the validation logits (training.calibration) and saved
+in inference.json, so every score the model gives is calibrated; the validation ECE
+before and after goes to the metrics and a reliability diagram beside them.
 The run is tracked in MLflow: params, git commit, data hash, per-epoch losses and
-validation macro-F1, and the model as a pyfunc with signature and pinned requirements.
+validation macro-F1, calibration, and the model as a pyfunc with signature and pinned
+requirements.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from pipeline.inference import InferenceConfig
 from pipeline.labels import ID2LABEL, LABEL2ID
 from pipeline.mlflow_model import MODEL_DIR_ARTIFACT, StancePyfunc, example_frames
 from pipeline.records import LabelledRow, load_labelled
+from training.calibration import fit_temperature, negative_log_likelihood, softmax
+from training.metrics import calibration_report
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +148,10 @@ def train(
     validation_rows: list[LabelledRow],
     params: TrainParams,
     out_dir: Path,
+    reliability_plot: Path,
 ) -> dict[str, float]:
-    """Fine-tune, keep the best validation epoch, save it to out_dir; validation metrics."""
+    """Fine-tune, keep the best validation epoch, fit its temperature, save it to out_dir;
+    the validation metrics (reliability diagram at ``reliability_plot``)."""
     set_seed(params.seed)
     base = resolve_base_model(params.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -175,25 +183,46 @@ def train(
             report_to="none",
             use_cpu=True,
         )
+        validation = to_dataset(validation_rows, tokenizer, params.max_length)
         trainer = Trainer(
             model=model,
             args=arguments,
             train_dataset=to_dataset(train_rows, tokenizer, params.max_length),
-            eval_dataset=to_dataset(validation_rows, tokenizer, params.max_length),
+            eval_dataset=validation,
             data_collator=DataCollatorWithPadding(tokenizer),  # pads each batch to its longest row
             compute_metrics=macro_f1,
             callbacks=[MlflowEpochLogger()],
         )
         trainer.train()
-        final = trainer.evaluate()
+        # The best epoch's validation metrics and logits, in validation-row order.
+        final = trainer.predict(validation, metric_key_prefix="eval")
     if out_dir.exists():
         shutil.rmtree(out_dir)
     trainer.save_model(str(out_dir))
     # The Trainer pickles its arguments beside the weights; the artifact does not need them.
     (out_dir / "training_args.bin").unlink(missing_ok=True)
     tokenizer.save_pretrained(str(out_dir))
-    InferenceConfig(max_length=params.max_length).save(out_dir)
-    return {"validation_macro_f1": final["eval_macro_f1"], "validation_loss": final["eval_loss"]}
+    logits, labels = final.predictions, final.label_ids
+    temperature = fit_temperature(logits, labels)
+    InferenceConfig(max_length=params.max_length, temperature=temperature).save(out_dir)
+    calibration = calibration_report(
+        softmax(logits, temperature),
+        labels.tolist(),
+        temperature,
+        "validation split",
+        reliability_plot,
+    )
+    logger.info(
+        "temperature %.3f: validation ECE %.4f -> %.4f",
+        temperature, calibration["ece_uncalibrated"], calibration["ece"],
+    )  # fmt: skip
+    return {
+        "validation_macro_f1": final.metrics["eval_macro_f1"],
+        "validation_loss": final.metrics["eval_loss"],
+        "validation_loss_calibrated": negative_log_likelihood(logits, labels, temperature),
+        "temperature": temperature,
+        **{f"validation_{key}": value for key, value in calibration.items()},
+    }
 
 
 def log_model(model_dir: Path, example: LabelledRow) -> None:
@@ -216,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--validation", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--reliability-plot", type=Path, required=True)
     args = parser.parse_args(argv)
     params = load_section("train", TrainParams)
     tracking_params = load_section("mlflow", tracking.MlflowParams)
@@ -234,8 +264,9 @@ def main(argv: list[str] | None = None) -> None:
                 "validation_rows": len(validation_rows),
             }
         )
-        metrics = train(train_rows, validation_rows, params, args.out_dir)
+        metrics = train(train_rows, validation_rows, params, args.out_dir, args.reliability_plot)
         mlflow.log_metrics(metrics)
+        mlflow.log_artifact(str(args.reliability_plot))
         log_model(args.out_dir, train_rows[0])
         tracking.write_run_file(args.out_dir, run.info.run_id, experiment_id)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)

@@ -137,8 +137,9 @@ def write_data(root: Path, params: dict) -> None:
     seeds.parent.mkdir(parents=True, exist_ok=True)
     text = labelled_lines("seed-s", SEEDS, lambda i: f"seed_{i // 2}.txt")
     seeds.write_text(text, encoding="utf-8")
-    allowlist = params["paths"]["leakage_allowlist"]
-    shutil.copyfile(REPO_ROOT / allowlist, root / allowlist)
+    for key in ("leakage_allowlist", "consistency_allowlist"):
+        allowlist = params["paths"][key]
+        shutil.copyfile(REPO_ROOT / allowlist, root / allowlist)
 
 
 def git(root: Path, *args: str) -> str:

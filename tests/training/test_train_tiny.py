@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.labels import ID2LABEL, STANCES
+from training.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE
 
 # 24 rows: some actor/stance strata have one row, fewer than the validation folds.
 pytestmark = [
@@ -66,7 +67,13 @@ def test_model_directory(run):
     config = read_json(model_dir / "config.json")
     assert config["id2label"] == {str(i): label for i, label in ID2LABEL.items()}
     assert set(config["id2label"].values()) == set(STANCES)
-    assert read_json(model_dir / "inference.json") == {"max_length": 32, "temperature": 1.0}
+    inference = read_json(model_dir / "inference.json")
+    assert set(inference) == {"max_length", "temperature"}
+    assert inference["max_length"] == 32
+    assert MIN_TEMPERATURE <= inference["temperature"] <= MAX_TEMPERATURE
+    # the fitted temperature is the one recorded with the metrics
+    train_metrics = read_json(run["root"] / "metrics/train.json")
+    assert inference["temperature"] == pytest.approx(train_metrics["temperature"])
     assert set(read_json(model_dir / "mlflow_run.json")) == {"run_id", "experiment_id"}
     assert (model_dir / "tokenizer.json").is_file() or (model_dir / "vocab.txt").is_file()
 
@@ -87,6 +94,18 @@ def test_metrics_files(run):
     for name in ("seed", "baseline"):
         for suffix in ("predictions.csv", "misclassified.csv", "confusion.png"):
             assert (root / "reports" / name / f"{name}_{suffix}").stat().st_size > 0
+    # calibration: before and after, on validation (train) and on the seeds (evaluate)
+    train_metrics = read_json(root / "metrics/train.json")
+    seed = read_json(root / "reports/seed/seed_metrics.json")
+    for metrics, prefix in ((train_metrics, "validation_"), (seed, "")):
+        for key in ("ece", "ece_uncalibrated"):
+            assert 0.0 <= metrics[prefix + key] <= 1.0, prefix + key
+    # the fit minimises the validation NLL, so it cannot raise it
+    assert train_metrics["validation_loss_calibrated"] <= train_metrics["validation_loss"] + 1e-6
+    assert (root / "reports/seed/seed_reliability.png").stat().st_size > 0
+    assert (root / "reports/validation/validation_reliability.png").stat().st_size > 0
+    baseline = read_json(root / "reports/baseline/baseline_metrics.json")
+    assert 0.0 <= baseline["ece"] <= 1.0 and "ece_uncalibrated" not in baseline
 
 
 def test_mlflow_run_params_and_tags(run, client, run_id):
@@ -117,11 +136,16 @@ def test_mlflow_run_metrics(run, client, run_id):
     seed = read_json(run["root"] / "reports/seed/seed_metrics.json")
     assert metrics["seed_macro_f1"] == pytest.approx(seed["macro_f1"])
     assert metrics["seed_accuracy"] == pytest.approx(seed["accuracy"])
+    assert metrics["seed_ece"] == pytest.approx(seed["ece"])
+    train_metrics = read_json(run["root"] / "metrics/train.json")
+    for key in ("temperature", "validation_ece", "validation_ece_uncalibrated"):
+        assert metrics[key] == pytest.approx(train_metrics[key]), key
 
 
 def test_mlflow_run_artifacts(client, run_id):
     names = {artifact.path for artifact in client.list_artifacts(run_id)}
-    assert {"seed_confusion.png", "seed_misclassified.csv"} <= names
+    assert {"seed_confusion.png", "seed_misclassified.csv", "seed_reliability.png"} <= names
+    assert "validation_reliability.png" in names
     models = client.search_logged_models(
         experiment_ids=[client.get_run(run_id).info.experiment_id],
         filter_string=f"source_run_id = '{run_id}'",
@@ -137,6 +161,7 @@ def test_baseline_run_tracked(run, client, run_id):
     assert runs[0].data.metrics["seed_macro_f1"] == pytest.approx(baseline["macro_f1"])
     names = {artifact.path for artifact in client.list_artifacts(runs[0].info.run_id)}
     assert {"baseline_confusion.png", "baseline_misclassified.csv"} <= names
+    assert "baseline_reliability.png" in names
 
 
 def test_registered_as_champion(run, client, run_id):
