@@ -6,6 +6,7 @@ was written; together the samples cover 10% of every file.
 Usage: python scripts/sample_for_agreement.py OUT.jsonl SEED PART [PART ...]
   round 1:     ... data/agreement/sample.jsonl 2025 ca cb cc cd ce cf
   rounds 2-3:  ... data/agreement/sample_rounds_2_3.jsonl 2026 cg ch ci cj ck cl cm cn co cp
+  round 4:     ... data/agreement/sample_round_4.jsonl 2027 da db dc dd
 """
 
 import json
