@@ -21,6 +21,7 @@ AGREEMENT_DIR = Path("data/agreement")
 SAMPLES = {
     "round 1 (ca-cf)": "second_annotator.jsonl",
     "rounds 2-3 (cg-cp)": "second_annotator_rounds_2_3.jsonl",
+    "round 4 (da-dd)": "second_annotator_round_4.jsonl",
 }
 
 
