@@ -165,6 +165,9 @@ def train(
             max_steps=params.max_steps,
             per_device_train_batch_size=params.batch_size,
             per_device_eval_batch_size=64,
+            # Batches of similar length: less padding, faster epochs on CPU (same data, order
+            # still seeded).
+            train_sampling_strategy="group_by_length",
             learning_rate=params.learning_rate,
             weight_decay=params.weight_decay,
             warmup_steps=params.warmup_ratio,  # a float in [0, 1) is a ratio of all steps

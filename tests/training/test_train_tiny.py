@@ -68,7 +68,8 @@ def test_model_directory(run):
     assert config["id2label"] == {str(i): label for i, label in ID2LABEL.items()}
     assert set(config["id2label"].values()) == set(STANCES)
     inference = read_json(model_dir / "inference.json")
-    assert set(inference) == {"max_length", "temperature"}
+    assert set(inference) >= {"max_length", "temperature"}
+    assert (inference["backend"], inference["precision"]) == ("torch", "fp32")
     assert inference["max_length"] == 32
     assert MIN_TEMPERATURE <= inference["temperature"] <= MAX_TEMPERATURE
     # the fitted temperature is the one recorded with the metrics
