@@ -42,8 +42,10 @@ def test_size(rows, sentences):
 
 
 def test_stance_balance(rows):
+    """Every stance keeps enough rows to learn from. The shares themselves follow real
+    news (prepare.profile share_*, checked below), where hedging is only about 10%."""
     share = shares(r.stance for r in rows)
-    assert {s: round(share.get(s, 0), 3) for s in STANCES if share.get(s, 0) < 0.15} == {}
+    assert {s: round(share.get(s, 0), 3) for s in STANCES if share.get(s, 0) < 0.10} == {}
 
 
 def test_actor_balance(rows):
