@@ -1,7 +1,8 @@
 """Fixtures for the training tests: a tiny project (params, corpus, seeds) and clean tracking.
 
-The tiny project is the repository's params.yaml with tiny training values, a
-hand-written 24-row corpus and an 8-row seed set, in a git repository of its own.
+The tiny project is the repository's params.yaml with tiny training values (and the
+promotion gate open), a hand-written 24-row corpus, an 8-row seed set and the
+repository's behaviour suite, in a git repository of its own.
 The stage mains run with argv taken from the repository's dvc.yaml, so the tests
 follow the real commands.
 """
@@ -29,6 +30,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STAGES = tuple(yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
 TINY_OVERRIDES: dict[str, Any] = {
     "train": {"max_steps": 4, "batch_size": 4, "max_length": 32, "epochs": 1},
+    # A 4-step model cannot pass the promotion gate; the tiny runs test the wiring.
+    "register": {
+        "min_decision_metric": 0.0,
+        "min_behaviour_pass_rate": {"mft": 0.0, "inv": 0.0, "dir": 0.0, "per_rule": 0.0},
+    },
 }
 
 # Offline, quiet and without analytics: nothing here may reach the network.
@@ -140,6 +146,9 @@ def write_data(root: Path, params: dict) -> None:
     for key in ("leakage_allowlist", "consistency_allowlist"):
         allowlist = params["paths"][key]
         shutil.copyfile(REPO_ROOT / allowlist, root / allowlist)
+    cases = params["paths"]["behaviour_cases"]  # the real behaviour suite: our own sentences
+    (root / cases).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / cases, root / cases)
 
 
 def git(root: Path, *args: str) -> str:
