@@ -9,7 +9,6 @@ follow the real commands.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib
 import json
@@ -18,7 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -205,31 +204,6 @@ def run_stage(stage: str) -> None:
     importlib.import_module(module).main(argv)
 
 
-def reset_mlflow() -> None:
-    """No tracking URI in the environment or in MLflow's globals, no active run.
-
-    mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, so one in-process stage
-    would otherwise point every later test at its store.
-    """
-    import mlflow
-
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
-        os.environ.pop(name, None)
-    with contextlib.suppress(Exception):
-        mlflow.set_registry_uri(None)
-
-
-@pytest.fixture
-def clean_mlflow() -> Iterator[None]:
-    """MLFLOW_TRACKING_URI unset before and after the test: stages use ./mlflow.db."""
-    reset_mlflow()
-    yield
-    reset_mlflow()
-
-
 @pytest.fixture
 def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_mlflow) -> Path:
     """A tiny project in tmp_path, which is the working directory for the test."""
@@ -239,7 +213,7 @@ def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_mlflow) 
 
 
 @pytest.fixture(scope="session")
-def tiny(store_at) -> Any:
+def tiny(store_at, mlflow_reset) -> Any:
     """The helpers above, for test modules (which cannot import conftest)."""
     import types
 
@@ -247,7 +221,7 @@ def tiny(store_at) -> Any:
         make_project=make_tiny_project,
         run_stage=run_stage,
         stage_command=stage_command,
-        reset_mlflow=reset_mlflow,
+        reset_mlflow=mlflow_reset,
         bentoml_store_at=store_at,
         git_commit_all=git_commit_all,
         head=head,
