@@ -24,11 +24,11 @@ from pathlib import Path
 
 import yaml
 
+from pipeline import tracking
 from pipeline.config import load_section
 from pipeline.inference import InferenceConfig, Prediction
 from pipeline.labels import ACTORS, STANCES
 from pipeline.records import DataError, LabelledRow, parse_lines
-from training import tracking
 from training.evaluate import EvaluateParams, predict_rows
 from training.metrics import confusion, write_report
 

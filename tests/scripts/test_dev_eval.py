@@ -82,7 +82,7 @@ def project(tmp_path, monkeypatch, clean_mlflow, make_tiny_model):
     an MLflow run beside it, as `train` leaves it."""
     import mlflow
 
-    from training import tracking
+    from pipeline import tracking
 
     root = tmp_path / "repo"
     root.mkdir()
