@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PORT ?= 3000
 
-.PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro
+.PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro dev-eval
 
 all: setup repro
 
@@ -38,6 +38,14 @@ mlflow-ui:
 
 actor-report:
 	$(PY) scripts/actor_detection_report.py
+
+# Real-news dev set (outside the repository; never trained on): figures to stdout and
+# to the model's MLflow run, misclassified rows to reports/dev/ (git-ignored).
+# Override with `make dev-eval DEV=path/to/dev.jsonl MODEL=path/to/model_dir`.
+DEV ?= ../shared/realnews-dev.jsonl
+MODEL ?= models/stance
+dev-eval:
+	$(PY) scripts/dev_eval.py --dev $(DEV) --model-dir $(MODEL)
 
 bench-repro:
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/bench_repro.sh

@@ -3,9 +3,10 @@
 Reads the registration record written by `register`. When the new model is the
 champion, its own directory (``--model-dir``) is stored; when it lost, the
 champion's weights are fetched back from its MLflow run, so the store always serves
-the champion. The stored model carries its lineage (MLflow run id, registry name and
-version, training data hash, base model) as metadata, and the service loads it by
-tag ``serving.store.MODEL_NAME``.
+the champion. While no version has passed register's promotion gate there is no
+champion, and nothing is stored. The stored model carries its lineage (MLflow run
+id, registry name and version, training data hash, base model) as metadata, and the
+service loads it by tag ``serving.store.MODEL_NAME``.
 """
 
 from __future__ import annotations
@@ -67,10 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     tracking_params = load_section("mlflow", tracking.MlflowParams)
 
     record = json.loads(args.registration.read_text(encoding="utf-8"))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if record["champion_version"] is None:  # no version has passed register's promotion gate
+        logger.warning("no champion in the registry: nothing put into the BentoML store")
+        args.out.write_text(json.dumps({"bento_tag": None, "registry_version": None}) + "\n")
+        return
     tracking.setup(tracking_params.experiment)
     model_dir = champion_model_dir(record, args.model_dir)
     tag = save_model(model_dir, MODEL_NAME, lineage(record, model_dir))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     out = {"bento_tag": tag, "registry_version": str(record["champion_version"])}
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     logger.info("BentoML store: %s (registry version %s)", tag, record["champion_version"])

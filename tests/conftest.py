@@ -1,8 +1,10 @@
-"""Fixtures shared by the test folders: a tiny real stance model, a private BentoML store."""
+"""Fixtures shared by the test folders: a tiny real stance model, a private BentoML store,
+a clean MLflow tracking state."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -81,3 +83,34 @@ def make_tiny_model() -> Callable[..., Path]:
 def store_at() -> Callable[[Path], contextlib.AbstractContextManager[Path]]:
     """bentoml_store_at, for test modules and fixtures in the test folders."""
     return bentoml_store_at
+
+
+def reset_mlflow() -> None:
+    """No tracking URI in the environment or in MLflow's globals, no active run.
+
+    mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, so one in-process stage
+    would otherwise point every later test at its store.
+    """
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
+        os.environ.pop(name, None)
+    with contextlib.suppress(Exception):
+        mlflow.set_registry_uri(None)
+
+
+@pytest.fixture
+def clean_mlflow() -> Iterator[None]:
+    """MLFLOW_TRACKING_URI unset before and after the test: stages use ./mlflow.db."""
+    reset_mlflow()
+    yield
+    reset_mlflow()
+
+
+@pytest.fixture(scope="session")
+def mlflow_reset() -> Callable[[], None]:
+    """reset_mlflow, for test modules and fixtures in the test folders."""
+    return reset_mlflow

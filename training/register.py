@@ -1,9 +1,11 @@
 """DVC stage `register`: registry version and champion/challenger alias.
 
-The new version becomes `champion` only if its score on ``register.decision_metric``
-(seed macro-F1) is at least the current champion's; otherwise it is the
-`challenger`. The registration record names the champion's version and run, which
-the `handoff` stage (serving/handoff.py) puts into the BentoML model store.
+The new version becomes `champion` only if it passes the promotion gate (a floor on
+``register.decision_metric``, seed macro-F1, and minimum behaviour-suite pass rates,
+all in params.yaml `register`) and its decision metric is at least the current
+champion's; otherwise it is the `challenger`. The registration record says why, and
+names the champion's version and run (none while no version has passed the gate),
+which the `handoff` stage (serving/handoff.py) puts into the BentoML model store.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -23,18 +27,93 @@ from pipeline.config import StrictParams, load_section, require
 logger = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = tracking.CHAMPION, "challenger"
+# Behaviour metrics as the behaviour stage logs them to the run (training.behaviour).
+BEHAVIOUR_TESTS = ("mft", "inv", "dir")
+BEHAVIOUR_METRIC = "behaviour_{}_pass_rate"
+RULE_METRIC = re.compile(r"^behaviour_mft_(rule_\w+)_pass_rate$")
+
+
+class BehaviourThresholds(StrictParams):
+    """Minimum behaviour-suite pass rates: per test type, and for every MFT rule."""
+
+    mft: float
+    inv: float
+    dir: float
+    per_rule: float
+
+    def check(self) -> None:
+        for name, value in self.model_dump().items():
+            require(
+                0 <= value <= 1, f"register.min_behaviour_pass_rate.{name}", "must be in [0, 1]"
+            )
 
 
 class RegisterParams(StrictParams):
     decision_metric: str  # a metric of the training run; higher is better
+    min_decision_metric: float  # promotion gate: never champion below this
+    min_behaviour_pass_rate: BehaviourThresholds  # promotion gate
 
     def check(self) -> None:
         require(bool(self.decision_metric.strip()), "register.decision_metric", "must not be empty")
 
 
-def decide_alias(new_score: float, champion_score: float | None) -> str:
-    """`champion` if there is none yet or the new score is at least the champion's."""
-    return CHAMPION if champion_score is None or new_score >= champion_score else CHALLENGER
+def gate_failures(
+    metrics: dict[str, float], decision_metric: str, floor: float, minimum: BehaviourThresholds
+) -> list[str]:
+    """Why the run's metrics bar it from `champion` (empty: the gate is passed).
+
+    A metric the run lacks fails the gate: a model that was not tested is not promoted.
+    """
+    failures = []
+    if decision_metric not in metrics:
+        failures.append(f"{decision_metric} missing from the run")
+    elif metrics[decision_metric] < floor:
+        failures.append(
+            f"{decision_metric} {metrics[decision_metric]:.3f} < floor {floor:.3f} "
+            "(register.min_decision_metric)"
+        )
+    for test in BEHAVIOUR_TESTS:
+        key, lowest = BEHAVIOUR_METRIC.format(test), getattr(minimum, test)
+        if key not in metrics:
+            failures.append(f"{key} missing from the run (behaviour stage)")
+        elif metrics[key] < lowest:
+            failures.append(
+                f"behaviour {test} pass rate {metrics[key]:.3f} < {lowest:.3f} "
+                f"(register.min_behaviour_pass_rate.{test})"
+            )
+    for key in sorted(metrics):
+        rule = RULE_METRIC.match(key)
+        if rule and metrics[key] < minimum.per_rule:
+            failures.append(
+                f"behaviour mft {rule.group(1)} pass rate {metrics[key]:.3f} < "
+                f"{minimum.per_rule:.3f} (register.min_behaviour_pass_rate.per_rule)"
+            )
+    return failures
+
+
+@dataclass(frozen=True)
+class Decision:
+    alias: str
+    reason: str
+
+
+def decide_alias(
+    new_score: float,
+    champion_score: float | None,
+    failures: list[str] | tuple = (),
+    metric: str = "score",
+) -> Decision:
+    """`champion` if the gate is passed and there is no champion yet or the new score is
+    at least the champion's (ties go to the newer model); else `challenger`."""
+    if failures:
+        return Decision(CHALLENGER, "promotion gate failed: " + "; ".join(failures))
+    if champion_score is None:
+        return Decision(CHAMPION, "gate passed; no champion yet")
+    verdict = ">=" if new_score >= champion_score else "<"
+    return Decision(
+        CHAMPION if verdict == ">=" else CHALLENGER,
+        f"gate passed; {metric} {new_score:.3f} {verdict} champion's {champion_score:.3f}",
+    )
 
 
 def champion_score(client: MlflowClient, name: str, metric: str) -> tuple[str | None, float | None]:
@@ -53,22 +132,38 @@ def register(run_id: str, registered_model: str, model_uri: str, params: Registe
     if metric not in metrics:
         raise KeyError(f"run {run_id} has no metric {metric!r} (register.decision_metric)")
     new_score = metrics[metric]
+    failures = gate_failures(
+        metrics, metric, params.min_decision_metric, params.min_behaviour_pass_rate
+    )
     previous_version, previous_score = champion_score(client, registered_model, metric)
     version = mlflow.register_model(model_uri, registered_model).version
-    alias = decide_alias(new_score, previous_score)
-    client.set_registered_model_alias(registered_model, alias, version)
-    champion_version = version if alias == CHAMPION else previous_version
-    logger.info(
-        "registered %s v%s (%s %.3f) as %s; champion was v%s (%s)",
-        registered_model, version, metric, new_score, alias, previous_version, previous_score,
+    decision = decide_alias(new_score, previous_score, failures, metric)
+    client.set_registered_model_alias(registered_model, decision.alias, version)
+    champion_version = version if decision.alias == CHAMPION else previous_version
+    log = logger.warning if failures else logger.info
+    log(
+        "registered %s v%s (%s %.3f) as %s: %s; champion is v%s",
+        registered_model, version, metric, new_score, decision.alias, decision.reason,
+        champion_version,
     )  # fmt: skip
     return {
         "registered_model": registered_model,
         "version": version,
-        "alias": alias,
+        "alias": decision.alias,
+        "reason": decision.reason,
+        "gate": {
+            "passed": not failures,
+            "failures": failures,
+            "min_decision_metric": params.min_decision_metric,
+            "min_behaviour_pass_rate": params.min_behaviour_pass_rate.model_dump(),
+        },
         metric: new_score,
-        "champion_version": champion_version,
-        "champion_run_id": client.get_model_version(registered_model, champion_version).run_id,
+        "champion_version": champion_version,  # None while no version has passed the gate
+        "champion_run_id": (
+            None
+            if champion_version is None
+            else client.get_model_version(registered_model, champion_version).run_id
+        ),
         "run_id": run_id,
     }
 

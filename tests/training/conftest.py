@@ -1,14 +1,14 @@
 """Fixtures for the training tests: a tiny project (params, corpus, seeds) and clean tracking.
 
-The tiny project is the repository's params.yaml with tiny training values, a
-hand-written 24-row corpus and an 8-row seed set, in a git repository of its own.
+The tiny project is the repository's params.yaml with tiny training values (and the
+promotion gate open), a hand-written 24-row corpus, an 8-row seed set and the
+repository's behaviour suite, in a git repository of its own.
 The stage mains run with argv taken from the repository's dvc.yaml, so the tests
 follow the real commands.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib
 import json
@@ -17,7 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STAGES = tuple(yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
 TINY_OVERRIDES: dict[str, Any] = {
     "train": {"max_steps": 4, "batch_size": 4, "max_length": 32, "epochs": 1},
+    # A 4-step model cannot pass the promotion gate; the tiny runs test the wiring.
+    "register": {
+        "min_decision_metric": 0.0,
+        "min_behaviour_pass_rate": {"mft": 0.0, "inv": 0.0, "dir": 0.0, "per_rule": 0.0},
+    },
 }
 
 # Offline, quiet and without analytics: nothing here may reach the network.
@@ -140,6 +145,9 @@ def write_data(root: Path, params: dict) -> None:
     for key in ("leakage_allowlist", "consistency_allowlist"):
         allowlist = params["paths"][key]
         shutil.copyfile(REPO_ROOT / allowlist, root / allowlist)
+    cases = params["paths"]["behaviour_cases"]  # the real behaviour suite: our own sentences
+    (root / cases).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / cases, root / cases)
 
 
 def git(root: Path, *args: str) -> str:
@@ -196,31 +204,6 @@ def run_stage(stage: str) -> None:
     importlib.import_module(module).main(argv)
 
 
-def reset_mlflow() -> None:
-    """No tracking URI in the environment or in MLflow's globals, no active run.
-
-    mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, so one in-process stage
-    would otherwise point every later test at its store.
-    """
-    import mlflow
-
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
-        os.environ.pop(name, None)
-    with contextlib.suppress(Exception):
-        mlflow.set_registry_uri(None)
-
-
-@pytest.fixture
-def clean_mlflow() -> Iterator[None]:
-    """MLFLOW_TRACKING_URI unset before and after the test: stages use ./mlflow.db."""
-    reset_mlflow()
-    yield
-    reset_mlflow()
-
-
 @pytest.fixture
 def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_mlflow) -> Path:
     """A tiny project in tmp_path, which is the working directory for the test."""
@@ -230,7 +213,7 @@ def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_mlflow) 
 
 
 @pytest.fixture(scope="session")
-def tiny(store_at) -> Any:
+def tiny(store_at, mlflow_reset) -> Any:
     """The helpers above, for test modules (which cannot import conftest)."""
     import types
 
@@ -238,7 +221,7 @@ def tiny(store_at) -> Any:
         make_project=make_tiny_project,
         run_stage=run_stage,
         stage_command=stage_command,
-        reset_mlflow=reset_mlflow,
+        reset_mlflow=mlflow_reset,
         bentoml_store_at=store_at,
         git_commit_all=git_commit_all,
         head=head,

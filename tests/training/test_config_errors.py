@@ -91,6 +91,19 @@ def test_good_config_reaches_training(prepared, tiny):
         ("baseline", {"baseline": {"ngram_max": 7}}, "baseline.ngram_max"),
         ("register", {"register": {"decision_metric": ""}}, "register.decision_metric"),
         ("register", {"mlflow": {"registered_model": 5}}, "mlflow.registered_model"),
+        ("register", {"register": {"min_decision_metric": "high"}}, "register.min_decision_metric"),
+        (
+            "register",
+            {"register": {"min_behaviour_pass_rate": {"mft": 1.5}}},
+            "register.min_behaviour_pass_rate.mft",
+        ),
+        (
+            "register",
+            {"register": {"min_behaviour_pass_rate": {"per_rule": None}}},
+            "register.min_behaviour_pass_rate.per_rule",
+        ),
+        ("behaviour", {"behaviour": {"min_cases": 0}}, "behaviour.min_cases"),
+        ("behaviour", {"behaviour": {"dir_margin": 1}}, "behaviour.dir_margin"),
     ],
 )
 def test_other_stages_reject_bad_config(prepared, tiny, stage, overrides, key):

@@ -31,6 +31,7 @@ METRICS_FILES = (
     "reports/seed/seed_metrics.json",
     "reports/baseline/baseline_metrics.json",
     "metrics/train.json",
+    "metrics/behaviour.json",
     "metrics/registration.json",
     "metrics/handoff.json",
 )

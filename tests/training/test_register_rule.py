@@ -1,8 +1,9 @@
-"""The champion/challenger rule of the register stage, as a function and end to end.
+"""The champion/challenger rule and the promotion gate of the register stage, as
+functions and end to end.
 
-End to end: candidate runs with a small random-weight stance model and a chosen
-seed_macro_f1 go through training.register.main against a real MLflow SQLite store
-and a private BentoML store, one after another.
+End to end: candidate runs with a small random-weight stance model and chosen
+seed_macro_f1 and behaviour pass rates go through training.register.main against a
+real MLflow SQLite store and a private BentoML store, one after another.
 """
 
 from __future__ import annotations
@@ -13,24 +14,116 @@ from pathlib import Path
 
 import pytest
 
-from training.register import CHALLENGER, CHAMPION, decide_alias
+from training.register import (
+    CHALLENGER,
+    CHAMPION,
+    BehaviourThresholds,
+    decide_alias,
+    gate_failures,
+)
 
 REGISTERED = "stance-classifier"
+PASSING = {"behaviour_mft_pass_rate": 1.0, "behaviour_inv_pass_rate": 1.0}
+PASSING |= {"behaviour_dir_pass_rate": 1.0}
 
 
 @pytest.mark.parametrize(
-    ("new", "current", "expected"),
+    ("new", "current", "failures", "expected", "reason"),
     [
-        (0.1, None, CHAMPION),  # no champion yet
-        (0.0, None, CHAMPION),
-        (0.8, 0.7, CHAMPION),  # better
-        (0.7, 0.7, CHAMPION),  # equal: the newer model wins ties
-        (0.69, 0.7, CHALLENGER),  # worse
-        (0.0, 1.0, CHALLENGER),
+        (0.1, None, [], CHAMPION, "no champion yet"),
+        (0.0, None, [], CHAMPION, "no champion yet"),
+        (0.8, 0.7, [], CHAMPION, "score 0.800 >= champion's 0.700"),  # better
+        (0.7, 0.7, [], CHAMPION, ">= champion's"),  # equal: the newer model wins ties
+        (0.69, 0.7, [], CHALLENGER, "score 0.690 < champion's 0.700"),  # worse
+        (0.0, 1.0, [], CHALLENGER, "< champion's"),
+        # the gate overrides the comparison, with or without a champion
+        (0.9, None, ["floor"], CHALLENGER, "promotion gate failed: floor"),
+        (0.9, 0.7, ["a", "b"], CHALLENGER, "promotion gate failed: a; b"),
     ],
 )
-def test_decide_alias(new, current, expected):
-    assert decide_alias(new, current) == expected
+def test_decide_alias(new, current, failures, expected, reason):
+    decision = decide_alias(new, current, failures)
+    assert decision.alias == expected
+    assert reason in decision.reason
+
+
+THRESHOLDS = BehaviourThresholds(mft=0.8, inv=0.9, dir=0.7, per_rule=0.5)
+GATE_CASES = {
+    "all above": ({"seed_macro_f1": 0.85, **PASSING}, []),
+    "exactly at every floor": (
+        {
+            "seed_macro_f1": 0.80,
+            "behaviour_mft_pass_rate": 0.8,
+            "behaviour_inv_pass_rate": 0.9,
+            "behaviour_dir_pass_rate": 0.7,
+            "behaviour_mft_rule_06_pass_rate": 0.5,
+        },
+        [],
+    ),
+    "seed below floor": ({"seed_macro_f1": 0.79, **PASSING}, ["seed_macro_f1 0.790 < floor 0.800"]),
+    "inv below": (
+        {"seed_macro_f1": 0.9, **PASSING, "behaviour_inv_pass_rate": 0.85},
+        ["behaviour inv pass rate 0.850 < 0.900"],
+    ),
+    "one rule below": (
+        {
+            "seed_macro_f1": 0.9,
+            **PASSING,
+            "behaviour_mft_rule_11_pass_rate": 0.4,
+            "behaviour_mft_rule_12_pass_rate": 0.9,
+            "behaviour_inv_date_pass_rate": 0.1,  # kinds have no per-kind floor
+        },
+        ["behaviour mft rule_11 pass rate 0.400 < 0.500"],
+    ),
+    "behaviour not run": (
+        {"seed_macro_f1": 0.9},
+        [f"behaviour_{t}_pass_rate missing" for t in ("mft", "inv", "dir")],
+    ),
+    "nothing evaluated": (
+        {},
+        ["seed_macro_f1 missing"] + [f"behaviour_{t}" for t in ["mft", "inv", "dir"]],
+    ),
+    "everything below": (
+        {
+            "seed_macro_f1": 0.5,
+            "behaviour_mft_pass_rate": 0.5,
+            "behaviour_inv_pass_rate": 0.5,
+            "behaviour_dir_pass_rate": 0.5,
+            "behaviour_mft_rule_stances_pass_rate": 0.2,
+        },
+        [
+            "seed_macro_f1 0.500 < floor",
+            "behaviour mft pass rate",
+            "behaviour inv pass rate",
+            "behaviour dir pass rate",
+            "behaviour mft rule_stances",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(("metrics", "expected"), GATE_CASES.values(), ids=GATE_CASES)
+def test_gate_failures(metrics, expected):
+    failures = gate_failures(metrics, "seed_macro_f1", 0.80, THRESHOLDS)
+    assert len(failures) == len(expected), failures
+    for failure, start in zip(failures, expected, strict=True):
+        assert failure.startswith(start), (failure, start)
+
+
+def test_gate_failures_name_the_params_key():
+    failures = gate_failures({"seed_macro_f1": 0.1, **PASSING}, "seed_macro_f1", 0.8, THRESHOLDS)
+    assert failures == ["seed_macro_f1 0.100 < floor 0.800 (register.min_decision_metric)"]
+    low = {"seed_macro_f1": 0.9, **PASSING, "behaviour_dir_pass_rate": 0.0}
+    failures = gate_failures(low, "seed_macro_f1", 0.8, THRESHOLDS)
+    assert failures[0].endswith("(register.min_behaviour_pass_rate.dir)")
+
+
+def test_gate_floor_follows_the_decision_metric():
+    metrics = {"seed_macro_f1": 0.9, "seed_accuracy": 0.7, **PASSING}
+    assert gate_failures(metrics, "seed_macro_f1", 0.8, THRESHOLDS) == []
+    assert gate_failures(metrics, "seed_accuracy", 0.8, THRESHOLDS) == [
+        "seed_accuracy 0.700 < floor 0.800 (register.min_decision_metric)"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +142,11 @@ def project(tiny_project: Path, tiny):
         yield tiny_project
 
 
-def candidate(root: Path, small_model: Path, label: str, score: float) -> tuple[Path, str]:
-    """A model dir named like the real one, logged as a run with seed_macro_f1 = score."""
+def candidate(
+    root: Path, small_model: Path, label: str, score: float, behaviour: float = 1.0
+) -> tuple[Path, str]:
+    """A model dir named like the real one, logged as a run with seed_macro_f1 = score
+    and every behaviour pass rate = behaviour."""
     import mlflow
 
     from pipeline import tracking
@@ -63,6 +159,9 @@ def candidate(root: Path, small_model: Path, label: str, score: float) -> tuple[
         mlflow.log_param("train_data_md5", f"md5-of-{label}")
         mlflow.log_param("train.base_model", "small-test-model")
         mlflow.log_metric("seed_macro_f1", score)
+        for test in ("mft", "inv", "dir"):
+            mlflow.log_metric(f"behaviour_{test}_pass_rate", behaviour)
+        mlflow.log_metric("behaviour_mft_rule_06_pass_rate", behaviour)
         mlflow.pyfunc.log_model(
             name="model",
             python_model=StancePyfunc(),
@@ -143,3 +242,58 @@ def test_champion_moves_only_on_higher_or_equal_score(project, small_model):
     import bentoml
 
     assert len(bentoml.models.list("stance-classifier")) == 4
+
+
+def test_gate_blocks_promotion_and_says_why(project, small_model, tiny):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    gate = {"mft": 0.8, "inv": 0.9, "dir": 0.8, "per_rule": 0.5}
+    tiny.write_params(
+        project, {"register": {"min_decision_metric": 0.6, "min_behaviour_pass_rate": gate}}
+    )
+    client = MlflowClient()
+
+    # Below the seed floor, with no champion yet: still no champion, nothing stored.
+    a_dir, _ = candidate(project, small_model, "a", 0.50)
+    record = register(a_dir, "a")
+    assert (record["alias"], record["champion_version"], record["bento_tag"]) == (
+        CHALLENGER,
+        None,
+        None,
+    )
+    assert record["gate"]["passed"] is False
+    assert record["gate"]["failures"] == [
+        "seed_macro_f1 0.500 < floor 0.600 (register.min_decision_metric)"
+    ]
+    assert record["gate"]["min_behaviour_pass_rate"] == gate
+    assert record["reason"].startswith("promotion gate failed: seed_macro_f1 0.500")
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias(REGISTERED, CHAMPION)
+
+    # Passes the gate: the first champion.
+    b_dir, b_run = candidate(project, small_model, "b", 0.70)
+    record = register(b_dir, "b")
+    assert (record["alias"], str(record["champion_version"])) == (CHAMPION, "2")
+    assert record["gate"] == {**record["gate"], "passed": True, "failures": []}
+    assert record["reason"] == "gate passed; no champion yet"
+
+    # A better seed score but a weak behaviour suite: challenger, champion kept and served.
+    c_dir, _ = candidate(project, small_model, "c", 0.95, behaviour=0.6)
+    record = register(c_dir, "c")
+    assert (record["alias"], str(record["champion_version"])) == (CHALLENGER, "2")
+    assert [f.split(" (")[0] for f in record["gate"]["failures"]] == [
+        "behaviour mft pass rate 0.600 < 0.800",
+        "behaviour inv pass rate 0.600 < 0.900",
+        "behaviour dir pass rate 0.600 < 0.800",
+    ]
+    assert client.get_model_version_by_alias(REGISTERED, CHAMPION).run_id == b_run
+    label, _ = stored(record["bento_tag"])
+    assert label == "b"
+
+    # Passes and beats the champion.
+    d_dir, d_run = candidate(project, small_model, "d", 0.90)
+    record = register(d_dir, "d")
+    assert (record["alias"], str(record["version"])) == (CHAMPION, "4")
+    assert record["reason"] == "gate passed; seed_macro_f1 0.900 >= champion's 0.700"
+    assert client.get_model_version_by_alias(REGISTERED, CHAMPION).run_id == d_run

@@ -1,6 +1,6 @@
 """A real tiny run of the whole pipeline through the stage mains, as `dvc repro` runs them.
 
-prepare -> baseline -> train -> evaluate -> register in a temporary project with the
+prepare -> baseline -> train -> evaluate -> behaviour -> register in a temporary project with the
 embedded MLflow store (./mlflow.db, ./mlartifacts) and a private BentoML store. The
 packaged MiniLM is fine-tuned for 4 steps: the scores are meaningless, the wiring is not.
 """
@@ -107,6 +107,14 @@ def test_metrics_files(run):
     assert (root / "reports/validation/validation_reliability.png").stat().st_size > 0
     baseline = read_json(root / "reports/baseline/baseline_metrics.json")
     assert 0.0 <= baseline["ece"] <= 1.0 and "ece_uncalibrated" not in baseline
+    # the behaviour suite ran on the trained model: every case, a rate per test type
+    behaviour = read_json(root / "metrics/behaviour.json")
+    with open(root / "reports/behaviour/behaviour_results.csv", encoding="utf-8") as handle:
+        cases = sum(1 for _ in handle) - 1
+    assert behaviour["cases"] == cases >= 150
+    for test in ("mft", "inv", "dir"):
+        assert 0.0 <= behaviour[f"{test}_pass_rate"] <= 1.0
+    assert any(key.startswith("mft_rule_") for key in behaviour)
 
 
 def test_mlflow_run_params_and_tags(run, client, run_id):
@@ -141,12 +149,14 @@ def test_mlflow_run_metrics(run, client, run_id):
     train_metrics = read_json(run["root"] / "metrics/train.json")
     for key in ("temperature", "validation_ece", "validation_ece_uncalibrated"):
         assert metrics[key] == pytest.approx(train_metrics[key]), key
+    behaviour = read_json(run["root"] / "metrics/behaviour.json")
+    assert {k: metrics[f"behaviour_{k}"] for k in behaviour} == pytest.approx(behaviour)
 
 
 def test_mlflow_run_artifacts(client, run_id):
     names = {artifact.path for artifact in client.list_artifacts(run_id)}
     assert {"seed_confusion.png", "seed_misclassified.csv", "seed_reliability.png"} <= names
-    assert "validation_reliability.png" in names
+    assert {"validation_reliability.png", "behaviour_results.csv"} <= names
     models = client.search_logged_models(
         experiment_ids=[client.get_run(run_id).info.experiment_id],
         filter_string=f"source_run_id = '{run_id}'",
@@ -174,6 +184,9 @@ def test_registered_as_champion(run, client, run_id):
     assert str(record["version"]) == "1" and str(record["champion_version"]) == "1"
     assert record["run_id"] == run_id
     assert 0.0 <= record["seed_macro_f1"] <= 1.0
+    # the tiny project opens the gate (floors 0), and the record says so
+    assert record["gate"]["passed"] is True and record["gate"]["failures"] == []
+    assert record["reason"] == "gate passed; no champion yet"
 
 
 def test_registered_model_predicts(run, client):

@@ -1,0 +1,182 @@
+"""Score the real-news dev set with a trained model: the figures `make dev-eval` prints.
+
+The dev set (../shared/realnews-dev.jsonl by default) lives outside the repository and
+is read only here, at run time: it is for model choice and error analysis, never for
+training. Its rows carry extra fields (source, date, note); only id, doc, sentence,
+actor and stance are read.
+
+Prints macro-F1, per-class and per-actor figures, the confusion table and the
+expected calibration error (same functions as the evaluate stage, training.metrics),
+writes the report files and the misclassified rows to --out-dir (reports/dev,
+git-ignored: dev sentences are never committed), and logs the figures as dev_*
+metrics to the model's MLflow run (the run in mlflow_run.json beside the model).
+
+Usage: python scripts/dev_eval.py [--dev PATH] [--model-dir DIR] [--out-dir DIR] [--no-mlflow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from pipeline import tracking
+from pipeline.config import load_section
+from pipeline.inference import InferenceConfig, Prediction
+from pipeline.labels import ACTORS, STANCES
+from pipeline.records import DataError, LabelledRow, parse_lines
+from training.evaluate import EvaluateParams, predict_rows
+from training.metrics import confusion, write_report
+
+logger = logging.getLogger("dev_eval")
+
+DEFAULT_DEV = Path("../shared/realnews-dev.jsonl")
+DEFAULT_OUT = Path("reports/dev")  # git-ignored
+REPORT_NAME = "dev"
+METRIC_PREFIX = "dev_"
+READ_FIELDS = ("id", "doc", "sentence", "actor", "stance")
+CONFIDENT = 0.9  # errors at or above this top score are counted apart
+
+
+def read_dev(path: Path) -> list[LabelledRow]:
+    """The labelled rows of the dev file (only READ_FIELDS of each); DataError naming
+    the file and line of every bad row."""
+    lines = []
+    for raw in path.read_bytes().split(b"\n"):
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            lines.append(raw)  # parse_lines reports it with its line number
+            continue
+        if isinstance(obj, dict):
+            raw = json.dumps({k: obj[k] for k in READ_FIELDS if k in obj}).encode()
+        lines.append(raw)
+    rows, problems = parse_lines(str(path), b"\n".join(lines))
+    if problems:
+        raise DataError(problems)
+    if not rows:
+        raise ValueError(f"{path}: no labelled rows")
+    return [row for _, row in rows]
+
+
+def table(header: list[str], body: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *body, strict=True)]
+    lines = [header, ["-" * w for w in widths], *body]
+    return "\n".join(
+        "  ".join(
+            str(cell).ljust(w) if i == 0 else str(cell).rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    )
+
+
+def format_report(
+    metrics: dict[str, float], rows: list[LabelledRow], predictions: list[Prediction]
+) -> str:
+    """The readable report: overall, per class, per actor, confusion, calibration."""
+    predicted = [p.stance for p in predictions]
+    wrong = [p for row, p in zip(rows, predictions, strict=True) if p.stance != row.stance]
+    confident = sum(p.scores[p.stance] >= CONFIDENT for p in wrong)
+    per_actor = Counter(row.actor for row in rows)
+    parts = [
+        f"rows {len(rows)}, sentences {len({row.sentence for row in rows})}, "
+        f"truncated {sum(p.truncated for p in predictions)}",
+        f"macro-F1 {metrics['macro_f1']:.3f}   accuracy {metrics['accuracy']:.3f}",
+        "",
+        table(
+            ["stance", "precision", "recall", "F1", "rows"],
+            [
+                [
+                    stance,
+                    f"{metrics[f'{stance}_precision']:.3f}",
+                    f"{metrics[f'{stance}_recall']:.3f}",
+                    f"{metrics[f'{stance}_f1']:.3f}",
+                    str(int(metrics[f"{stance}_support"])),
+                ]
+                for stance in STANCES
+            ],
+        ),
+        "",
+        table(
+            ["actor", "accuracy", "rows"],
+            [
+                [actor, f"{metrics[f'accuracy_{actor}']:.3f}", str(per_actor[actor])]
+                for actor in ACTORS
+                if per_actor[actor]
+            ],
+        ),
+        "",
+        "confusion (rows gold, columns predicted):",
+        table(
+            ["gold \\ predicted", *STANCES],
+            [
+                [gold, *map(str, counts)]
+                for gold, counts in zip(
+                    STANCES, confusion([r.stance for r in rows], predicted), strict=True
+                )
+            ],
+        ),
+        "",
+        f"ECE (10 bins): {metrics['ece']:.4f} as served (calibrated), "
+        f"{metrics['ece_uncalibrated']:.4f} uncalibrated",
+        f"errors {len(wrong)}, of which {confident} with a top score >= {CONFIDENT}",
+    ]
+    return "\n".join(parts)
+
+
+def log_to_run(model_dir: Path, metrics: dict[str, float], dev: Path, out_dir: Path) -> str:
+    """dev_* metrics, the dev file's md5 and the plots (no sentences) to the model's run."""
+    import mlflow
+
+    tracking.setup(load_section("mlflow", tracking.MlflowParams).experiment)
+    run_id = tracking.read_run_id(model_dir)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({METRIC_PREFIX + key: value for key, value in metrics.items()})
+        mlflow.set_tags({"dev_data_md5": tracking.file_md5(dev), "dev_data_file": dev.name})
+        for suffix in ("confusion.png", "reliability.png"):
+            mlflow.log_artifact(str(out_dir / f"{REPORT_NAME}_{suffix}"), artifact_path="dev")
+    return run_id
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    paths = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))["paths"]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", type=Path, default=DEFAULT_DEV, help="dev set JSONL")
+    parser.add_argument("--model-dir", type=Path, default=Path(paths["model_dir"]))
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="git-ignored")
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log to the model's run")
+    args = parser.parse_args(argv)
+    params = load_section("evaluate", EvaluateParams)
+
+    rows = read_dev(args.dev)
+    predictions = predict_rows(args.model_dir, rows, params.batch_size)
+    metrics = write_report(
+        args.out_dir,
+        REPORT_NAME,
+        rows,
+        [p.stance for p in predictions],
+        [p.scores for p in predictions],
+        temperature=InferenceConfig.load(args.model_dir).temperature,
+        set_name="real-news dev set",
+    )
+    print(f"{args.dev} scored with {args.model_dir}\n")
+    print(format_report(metrics, rows, predictions))
+    print(f"\nmisclassified rows: {args.out_dir / f'{REPORT_NAME}_misclassified.csv'}")
+    if args.no_mlflow:
+        return metrics
+    if not (args.model_dir / tracking.RUN_FILE).is_file():
+        logger.warning("%s has no %s: not logged to MLflow", args.model_dir, tracking.RUN_FILE)
+        return metrics
+    run_id = log_to_run(args.model_dir, metrics, args.dev, args.out_dir)
+    print(f"logged as dev_* metrics to MLflow run {run_id}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
