@@ -87,9 +87,13 @@ def test_no_seed_leaks(sentences):
 
 
 def test_style_variety(rows, sentences):
+    """Wire copy dominates, as in real coverage, but not alone: at least five kinds of
+    text (wire, analysis, editorial, state media, explainer, ...) at 3% or more.
+    Headlines and list fragments are held near zero by the profile test."""
     styled = {(row.sentence, row.style) for row in rows}
     share = {style: n / len(sentences) for style, n in Counter(s for _, s in styled).items()}
-    assert len([s for s, v in share.items() if v >= 0.03]) >= 6, share
+    assert len([s for s, v in share.items() if v >= 0.03]) >= 5, share
+    assert share["wire"] <= 0.75, share
 
 
 def test_profile_within_tolerance_of_real_news(rows):
