@@ -1,10 +1,12 @@
 """DVC stage `export`: the fine-tuned model as ONNX (fp32 and int8), behind an accuracy gate.
 
 Exports the torch model with `torch.onnx.export` (dynamic batch and sequence axes),
-quantises the weights to int8 with ONNX Runtime (dynamic quantisation: int8 weights,
-activations quantised per batch at run time), and writes a complete servable
-directory: tokenizer, config.json, both .onnx files, and inference.json naming the
-served file (int8 unless `export.serve_precision` says fp32).
+quantises it to int8 with ONNX Runtime (by default static: int8 weights per output
+channel, activation scales calibrated on training rows, so a row's scores do not
+depend on its batch-mates; `export.quantization: dynamic` computes them per batch),
+and writes a complete servable directory: tokenizer, config.json, both .onnx files,
+and inference.json naming the served file (int8 unless `export.serve_precision` says
+fp32).
 
 The gate scores the validation split and the seed set with the torch model (the
 reference, what `evaluate` measured) and the int8 session, through the same
@@ -12,8 +14,10 @@ predictor. The int8 model must keep macro-F1 within `export.max_f1_drop` of the
 reference and give the same label on at least `export.min_label_agreement` of the
 rows, on each set; otherwise the stage fails and prints the figures, unless
 `serve_precision` is fp32 (then int8 is measured and reported but not served). The
-figures go to a DVC metrics file and to the training run in MLflow, with the ONNX
-files, so they travel with the registered version.
+figures, and how far int8 scores move between a row scored alone and in a batch, go
+to a DVC metrics file and to the training run in MLflow, with the ONNX directory
+(artifact `onnx/`), so they travel with the registered version and the hand-off can
+fetch the champion's.
 """
 
 from __future__ import annotations
@@ -39,23 +43,33 @@ from pipeline.inference import (
     InferenceConfig,
     Precision,
     StancePredictor,
+    encode,
+    length_batches,
+    pad_batch,
+    pair_tokenizer,
 )
 from pipeline.records import LabelledRow, load_labelled
 
 logger = logging.getLogger(__name__)
 
 ONNX_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+BATCH_CHECK_ROWS = 100  # validation rows scored alone and batched (batch dependence)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "logits"
 # Copied from the torch directory: everything (config, tokenizer, run id) except the
 # torch weights (the ONNX directory holds no pickle) and inference.json (rewritten).
 NOT_COPIED = ("*.safetensors", "*.bin", "*.pt", "*.pth", INFERENCE_CONFIG)
-MLFLOW_ARTIFACT_DIR = "onnx"
+
+
+QUANTIZATIONS = ("static", "dynamic")
 
 
 class ExportParams(StrictParams):
     opset: int
+    quantization: str
     per_channel: bool
+    calibration_rows: int
+    fp32_down_projections: bool
     serve_precision: str
     max_f1_drop: float
     min_label_agreement: float
@@ -63,6 +77,12 @@ class ExportParams(StrictParams):
 
     def check(self) -> None:
         require(14 <= self.opset <= 21, "export.opset", "must be in [14, 21]")
+        require(
+            self.quantization in QUANTIZATIONS,
+            "export.quantization",
+            f"must be one of {list(QUANTIZATIONS)}, got {self.quantization!r}",
+        )
+        require(self.calibration_rows >= 1, "export.calibration_rows", "must be >= 1")
         require(
             self.serve_precision in ONNX_FILES,
             "export.serve_precision",
@@ -112,24 +132,112 @@ def export_fp32(model_dir: Path, out_path: Path, opset: int, max_length: int) ->
         )
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, per_channel: bool) -> None:
-    """Dynamic int8 quantisation of the weights (MatMul/Gemm/Attention) with ONNX Runtime."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def down_projections(model) -> set[str]:
+    """MatMul nodes with a constant weight that maps a wider input to a narrower output:
+    in a BERT encoder, the feed-forward output projections (intermediate -> hidden),
+    whose inputs (GELU outputs) carry the largest activation outliers."""
+    from onnx import numpy_helper
+
+    weights = {w.name: numpy_helper.to_array(w).shape for w in model.graph.initializer}
+    return {
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MatMul"
+        and len(weights.get(node.input[1], ())) == 2
+        and weights[node.input[1]][0] > weights[node.input[1]][1]
+    }
+
+
+class _Batches:
+    """onnxruntime CalibrationDataReader over a list of input dicts."""
+
+    def __init__(self, batches: list[dict[str, np.ndarray]]):
+        self._batches = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+def calibration_batches(
+    model_dir: Path, rows: list[tuple[str, str]], batch_size: int
+) -> list[dict[str, np.ndarray]]:
+    """(sentence, actor) rows encoded and padded exactly as the predictor feeds the model."""
+    config = InferenceConfig.load(model_dir)
+    tokenizer, pad_id = pair_tokenizer(model_dir, config.max_length)
+    encoded = encode(tokenizer, rows)
+    lengths = [len(ids) for ids in encoded.input_ids]
+    return [pad_batch(encoded, i, pad_id) for i in length_batches(lengths, batch_size)]
+
+
+def quantize_int8(
+    fp32_path: Path,
+    out_path: Path,
+    params: ExportParams,
+    calibration: list[dict[str, np.ndarray]] | None = None,
+) -> None:
+    """int8 weights (per output channel if ``params.per_channel``) with ONNX Runtime.
+
+    ``static``: activation scales fixed from ``calibration`` batches (training rows), so
+    a row's scores do not depend on the rows it is batched with; only MatMuls with
+    constant weights are quantised (QLinearMatMul), and with ``fp32_down_projections``
+    the feed-forward output projections stay fp32. ``dynamic``: activation scales are
+    computed per batch at run time (every MatMul/Gemm), so a row's scores move a
+    little with its batch-mates.
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory(prefix="stance-quant-") as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        quantize_dynamic(
+        if params.quantization == "dynamic":
+            quantize_dynamic(
+                str(prepared),
+                str(out_path),
+                per_channel=params.per_channel,
+                weight_type=QuantType.QInt8,
+            )
+            return
+        if not calibration:
+            raise ValueError("static quantisation needs calibration batches")
+        model = onnx.load(str(prepared))
+        constants = {w.name for w in model.graph.initializer}
+        nodes = {
+            n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in constants
+        }
+        if params.fp32_down_projections:
+            nodes -= down_projections(model)
+        quantize_static(
             str(prepared),
             str(out_path),
-            per_channel=per_channel,
+            _Batches(calibration),
+            quant_format=QuantFormat.QOperator,
+            per_channel=params.per_channel,
+            activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_quantize=sorted(nodes),
         )
 
 
-def write_servable(model_dir: Path, out_dir: Path, params: ExportParams) -> dict[str, Path]:
-    """out_dir: tokenizer, config.json, the fp32 and int8 .onnx files, inference.json."""
+def write_servable(
+    model_dir: Path,
+    out_dir: Path,
+    params: ExportParams,
+    calibration_rows: list[tuple[str, str]] | None = None,
+) -> dict[str, Path]:
+    """out_dir: tokenizer, config.json, the fp32 and int8 .onnx files, inference.json.
+
+    ``calibration_rows`` ((sentence, actor) training rows, never seeds) set the static
+    activation scales.
+    """
     source = InferenceConfig.load(model_dir)
     if not (model_dir / MODEL_CONFIG).is_file():
         raise FileNotFoundError(f"{model_dir / MODEL_CONFIG} is missing")
@@ -147,8 +255,16 @@ def write_servable(model_dir: Path, out_dir: Path, params: ExportParams) -> dict
     export_fp32(model_dir, paths["fp32"], params.opset, source.max_length)
     logger.info("exported %s in %.1f s", paths["fp32"], time.perf_counter() - started)
     started = time.perf_counter()
-    quantize_int8(paths["fp32"], paths["int8"], params.per_channel)
-    logger.info("quantised %s in %.1f s", paths["int8"], time.perf_counter() - started)
+    calibration = None
+    if params.quantization == "static":
+        if not calibration_rows:
+            raise ValueError("export.quantization static needs calibration rows (--train)")
+        calibration = calibration_batches(model_dir, calibration_rows, params.batch_size)
+    quantize_int8(paths["fp32"], paths["int8"], params, calibration)
+    logger.info(
+        "quantised %s (%s) in %.1f s",
+        paths["int8"], params.quantization, time.perf_counter() - started,
+    )  # fmt: skip
     served: Precision = "int8" if params.serve_precision == "int8" else "fp32"
     InferenceConfig(
         max_length=source.max_length,
@@ -225,6 +341,27 @@ def run_gate(
     return figures
 
 
+def calibration_sample(rows: list[LabelledRow], n: int) -> list[tuple[str, str]]:
+    """``n`` (sentence, actor) training rows spread evenly over the file (deterministic)."""
+    step = max(1, len(rows) // n)
+    return [(r.sentence, r.actor) for r in rows[::step][:n]]
+
+
+def batch_dependence(
+    predictor: StancePredictor, rows: list[LabelledRow], batch_size: int
+) -> dict[str, float]:
+    """How much a row's scores move between being scored alone and in length-sorted
+    batches: 0 for static quantisation (fixed scales), not for dynamic."""
+    pairs = [(r.sentence, r.actor) for r in rows]
+    batched, _ = predictor.predict_proba(pairs, batch_size=batch_size)
+    alone = np.concatenate([predictor.predict_proba([pair], batch_size=1)[0] for pair in pairs])
+    return {
+        "batch_max_score_change": float(np.abs(alone - batched).max()),
+        "batch_label_changes": float((alone.argmax(1) != batched.argmax(1)).sum()),
+        "batch_rows": float(len(pairs)),
+    }
+
+
 def int8_view(out_dir: Path, scratch: Path) -> Path:
     """A directory that runs the int8 file whatever inference.json serves (for the gate)."""
     config = InferenceConfig.load(out_dir)
@@ -250,6 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--train", type=Path, required=True, help="calibration rows")
     parser.add_argument("--validation", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
@@ -259,16 +397,29 @@ def main(argv: list[str] | None = None) -> None:
     tracking_params = load_section("mlflow", tracking.MlflowParams)
 
     sets = {"validation": load_labelled(args.validation), "seed": load_labelled(args.test)}
-    paths = write_servable(args.model_dir, args.out_dir, params)
+    calibration = calibration_sample(load_labelled(args.train), params.calibration_rows)
+    paths = write_servable(args.model_dir, args.out_dir, params, calibration)
     with tempfile.TemporaryDirectory(prefix="stance-gate-") as scratch:
-        figures = run_gate(args.model_dir, int8_view(args.out_dir, Path(scratch)), sets, params)
+        int8_dir = int8_view(args.out_dir, Path(scratch))
+        figures = run_gate(args.model_dir, int8_dir, sets, params)
+        batching = batch_dependence(
+            StancePredictor(int8_dir), sets["validation"][:BATCH_CHECK_ROWS], params.batch_size
+        )
+    logger.info(
+        "int8, each row alone vs in batches of %d: largest score change %.4f, %d label(s) changed",
+        params.batch_size, batching["batch_max_score_change"], batching["batch_label_changes"],
+    )  # fmt: skip
     for name, found in figures.items():
         logger.info(
             "%s: fp32 macro-F1 %.4f, int8 %.4f, label agreement %.2f%% (%d rows)",
             name, found["reference_macro_f1"], found["int8_macro_f1"],
             100 * found["label_agreement"], found["rows"],
         )  # fmt: skip
-    metrics = flat_metrics(figures, params, {p: path.stat().st_size for p, path in paths.items()})
+    sizes = {p: path.stat().st_size for p, path in paths.items()}
+    metrics = {
+        **flat_metrics(figures, params, sizes),
+        **{f"int8_{k}": v for k, v in batching.items()},
+    }
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
 
@@ -278,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
             {f"export_{k}": float(v) for k, v in metrics.items() if not isinstance(v, str)}
         )
         mlflow.set_tag("served_precision", params.serve_precision)
-        mlflow.log_artifacts(str(args.out_dir), artifact_path=MLFLOW_ARTIFACT_DIR)
+        mlflow.log_artifacts(str(args.out_dir), artifact_path=tracking.ONNX_ARTIFACT_DIR)
 
     failures = gate_failures(figures, params)
     if failures and params.serve_precision == "int8":

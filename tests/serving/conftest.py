@@ -63,7 +63,12 @@ def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))["export"]
     params = parse_section({**raw, "serve_precision": "int8"}, "export", ExportParams)
     out = tmp_path_factory.mktemp("tiny-onnx") / "model"
-    write_servable(tiny_model_dir, out, params)
+    calibration = [
+        (f"{place} said on day {day} that the talks on the strait would go on.", actor)
+        for day in range(8)
+        for place, actor in (("Tokyo", "japan"), ("Beijing", "china"), ("Washington", "us"))
+    ]
+    write_servable(tiny_model_dir, out, params, calibration)
     return out
 
 

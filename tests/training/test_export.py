@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 
 from pipeline.inference import InferenceConfig, StancePredictor
+from pipeline.records import LabelledRow
 from training.export import (
     ONNX_FILES,
     ExportParams,
+    batch_dependence,
+    down_projections,
     gate_failures,
     gate_figures,
     int8_view,
@@ -22,7 +25,10 @@ from training.export import (
 MAX_LENGTH = 32
 PARAMS = ExportParams(
     opset=17,
+    quantization="static",
     per_channel=True,
+    calibration_rows=64,
+    fp32_down_projections=True,
     serve_precision="int8",
     max_f1_drop=0.01,
     min_label_agreement=0.97,
@@ -50,13 +56,23 @@ ROWS = [
 ]
 
 
+# Calibration rows: our own, none of them in ROWS (the gate never calibrates on what it scores).
+CALIBRATION = [
+    (f"{place} officials {verb} the remarks about the strait on day {day}.", actor)
+    for day, (place, actor) in enumerate(
+        [("Tokyo", "japan"), ("Beijing", "china"), ("Washington", "us"), ("Taipei", "taiwan")] * 4
+    )
+    for verb in ("discussed", "criticised", "welcomed", "noted")
+]
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory, make_tiny_model) -> dict[str, Path]:
     """A tiny model (activations in a trained model's range) and its servable ONNX directory."""
     root = tmp_path_factory.mktemp("export")
     torch_dir = make_tiny_model(root / "torch", None, MAX_LENGTH, initializer_range=0.1)
     onnx_dir = root / "onnx"
-    write_servable(torch_dir, onnx_dir, PARAMS)
+    write_servable(torch_dir, onnx_dir, PARAMS, CALIBRATION)
     fp32_dir = root / "onnx-fp32"
     shutil.copytree(onnx_dir, fp32_dir)
     InferenceConfig(
@@ -85,7 +101,10 @@ def test_servable_directory_holds_onnx_files_and_no_torch_weights(exported) -> N
 
 def test_serve_precision_fp32_names_the_fp32_file(exported, tmp_path: Path) -> None:
     write_servable(
-        exported["torch"], tmp_path / "out", PARAMS.model_copy(update={"serve_precision": "fp32"})
+        exported["torch"],
+        tmp_path / "out",
+        PARAMS.model_copy(update={"serve_precision": "fp32"}),
+        CALIBRATION,
     )
     config = InferenceConfig.load(tmp_path / "out")
     assert (config.precision, config.onnx_file) == ("fp32", "model.onnx")
@@ -143,6 +162,41 @@ def test_int8_agrees_with_fp32_within_tolerance(exported) -> None:
     assert fp32.std(axis=1).mean() > 0.01  # the rows are not all uniform
 
 
+def labelled(rows: list[tuple[str, str]]) -> list[LabelledRow]:
+    return [
+        LabelledRow(id=f"r{i}", doc="d", sentence=s, actor=a, stance="neutral")
+        for i, (s, a) in enumerate(rows)
+    ]
+
+
+def test_static_int8_scores_do_not_depend_on_batch_mates(exported) -> None:
+    """Fixed activation scales: a row scored alone scores as in any batch."""
+    found = batch_dependence(StancePredictor(exported["onnx"]), labelled(ROWS * 3), 8)
+    assert found["batch_rows"] == len(ROWS) * 3
+    assert found["batch_max_score_change"] < 1e-5
+    assert found["batch_label_changes"] == 0
+
+
+def test_dynamic_quantisation_is_the_documented_alternative(exported, tmp_path: Path) -> None:
+    params = PARAMS.model_copy(update={"quantization": "dynamic"})
+    write_servable(exported["torch"], tmp_path / "dynamic", params)  # no calibration needed
+    int8, _ = StancePredictor(tmp_path / "dynamic").predict_proba(ROWS * 4, batch_size=16)
+    fp32, _ = StancePredictor(exported["fp32"]).predict_proba(ROWS * 4, batch_size=16)
+    assert np.abs(int8 - fp32).max() <= 0.01
+    with pytest.raises(ValueError, match="calibration"):
+        write_servable(exported["torch"], tmp_path / "static", PARAMS)
+
+
+def test_down_projections_are_the_feed_forward_outputs(exported) -> None:
+    import onnx
+
+    model = onnx.load(str(exported["onnx"] / ONNX_FILES["fp32"]))
+    found = down_projections(model)
+    # The tiny model: 2 layers, hidden 32, intermediate 64: one 64 -> 32 MatMul per layer.
+    assert len(found) == 2
+    assert all("output/dense" in name and "attention" not in name for name in found)
+
+
 def test_onnx_and_torch_predictors_flag_the_same_truncated_rows(exported) -> None:
     _, onnx_flags = StancePredictor(exported["onnx"]).predict_proba(ROWS)
     _, torch_flags = StancePredictor(exported["torch"]).predict_proba(ROWS)
@@ -177,6 +231,8 @@ def test_gate_figures_and_failures_name_the_set_and_the_rule() -> None:
     ("field", "value", "message"),
     [
         ("serve_precision", "fp16", "export.serve_precision"),
+        ("quantization", "qat", "export.quantization"),
+        ("calibration_rows", 0, "export.calibration_rows"),
         ("opset", 9, "export.opset"),
         ("min_label_agreement", 1.5, "export.min_label_agreement"),
         ("batch_size", 0, "export.batch_size"),
