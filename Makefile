@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PORT ?= 3000
 
-.PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro dev-eval
+.PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro dev-eval bench
 
 all: setup repro
 
@@ -49,3 +49,8 @@ dev-eval:
 
 bench-repro:
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/bench_repro.sh
+
+# Serving benchmark (scripts/bench_serving.py): naive loop, predictor, the running
+# service end to end, cost growth. Needs `dvc repro` first; prints a Markdown table.
+bench:
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/bench_serving.py

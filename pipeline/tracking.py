@@ -21,6 +21,7 @@ LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
 RUN_FILE = "mlflow_run.json"  # written by `train` beside the model: which run to resume
 LOGGED_MODEL_NAME = "model"  # the pyfunc's name inside each training run
+ONNX_ARTIFACT_DIR = "onnx"  # the servable ONNX directory `export` logs to each training run
 CHAMPION = "champion"  # the registry alias of the served model
 
 
@@ -79,6 +80,10 @@ def write_run_file(directory: Path, run_id: str, experiment_id: str) -> None:
 
 def logged_model_uri(run_id: str) -> str:
     return f"runs:/{run_id}/{LOGGED_MODEL_NAME}"
+
+
+def onnx_artifact_uri(run_id: str) -> str:
+    return f"runs:/{run_id}/{ONNX_ARTIFACT_DIR}"
 
 
 def read_run_id(directory: Path) -> str:

@@ -86,6 +86,16 @@ class ModelRef(BaseModel):
     version: str = Field(description="MLflow registry version (BentoML version if unknown)")
     tag: str = Field(description="BentoML store tag, name:version")
     mlflow_run_id: str | None
+    backend: str = Field(description="what runs the model: onnx (ONNX Runtime) or torch")
+    precision: str = Field(description="weights of the served model: int8 or fp32")
+
+
+class Row(BaseModel):
+    """One (sentence, actor) row for the model service: no length limits (the public
+    endpoints enforce theirs; a /score sentence may exceed the /classify limit)."""
+
+    sentence: str
+    actor: Actor
 
 
 class ScoreResponse(BaseModel):

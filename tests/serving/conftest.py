@@ -52,6 +52,26 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, make_tiny_model) ->
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model", None, TINY_MAX_LENGTH)
 
 
+@pytest.fixture(scope="session")
+def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The tiny model as the pipeline serves it: the export stage's ONNX int8 directory."""
+    import yaml
+
+    from pipeline.config import parse_section
+    from training.export import ExportParams, write_servable
+
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))["export"]
+    params = parse_section({**raw, "serve_precision": "int8"}, "export", ExportParams)
+    out = tmp_path_factory.mktemp("tiny-onnx") / "model"
+    calibration = [
+        (f"{place} said on day {day} that the talks on the strait would go on.", actor)
+        for day in range(8)
+        for place, actor in (("Tokyo", "japan"), ("Beijing", "china"), ("Washington", "us"))
+    ]
+    write_servable(tiny_model_dir, out, params, calibration)
+    return out
+
+
 @pytest.fixture
 def bentoml_home(tmp_path: Path, store_at) -> Iterator[Path]:
     """An empty private BentoML home, active in-process and for subprocesses."""
@@ -68,13 +88,14 @@ def stored_tag(bentoml_home: Path, tiny_model_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def served_home(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, store_at) -> Path:
-    """A BentoML home holding the tiny model, for server subprocesses."""
+def served_home(tmp_path_factory: pytest.TempPathFactory, tiny_onnx_dir: Path, store_at) -> Path:
+    """A BentoML home holding the tiny model as ONNX int8 (as the pipeline stores it),
+    for server subprocesses."""
     from serving.store import save_model
 
     home = tmp_path_factory.mktemp("served") / "bentoml"
     with store_at(home):
-        save_model(tiny_model_dir, MODEL_NAME, METADATA)
+        save_model(tiny_onnx_dir, MODEL_NAME, METADATA)
     return home
 
 

@@ -132,6 +132,21 @@ def test_score_restricts_to_requested_actors(server: str) -> None:
     ]
 
 
+def test_responses_say_which_backend_and_precision_served_them(server: str) -> None:
+    """The pipeline stores ONNX int8; every endpoint says so (headers, and body where
+    the response has a model section)."""
+    classify = post(f"{server}/classify", {"items": [ITEM]})
+    score = post(f"{server}/score", {"text": "China protested. Japan did not respond."})
+    metadata = requests.post(f"{server}/metadata", timeout=TIMEOUT)
+
+    for response in (classify, score, metadata):
+        assert response.status_code == 200
+        assert response.headers["X-Stance-Backend"] == "onnx"
+        assert response.headers["X-Stance-Precision"] == "int8"
+    for body in (score.json(), metadata.json()):
+        assert (body["model"]["backend"], body["model"]["precision"]) == ("onnx", "int8")
+
+
 def test_metadata_endpoint(server: str) -> None:
     response = requests.post(f"{server}/metadata", timeout=TIMEOUT)
 
@@ -235,7 +250,7 @@ def test_startup_fails_clearly_when_the_store_is_empty(serve_until_exit, tmp_pat
 
 
 def test_seed_set_through_classify_gives_the_evaluate_stage_metrics(
-    server: str, tiny_model_dir: Path
+    server: str, tiny_onnx_dir: Path
 ) -> None:
     # The evaluate stage's own code path and metrics, on the same model the server loaded.
     seeds = Path(__file__).resolve().parents[2] / "seeds" / "labels.jsonl"
@@ -248,7 +263,7 @@ def test_seed_set_through_classify_gives_the_evaluate_stage_metrics(
         response = post(f"{server}/classify", {"items": items})
         assert response.status_code == 200
         served += response.json()
-    evaluated = predict_rows(tiny_model_dir, rows, batch)
+    evaluated = predict_rows(tiny_onnx_dir, rows, batch)
 
     gold, actors = [r.stance for r in rows], [r.actor for r in rows]
     assert [s["stance"] for s in served] == [p.stance for p in evaluated]

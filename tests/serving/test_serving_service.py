@@ -76,6 +76,24 @@ def test_metadata_describes_model_labels_and_limits(
     assert "mean" in metadata.dominant_stance_rule
 
 
+def test_model_reference_reports_backend_and_precision(
+    service: StanceService,
+    bentoml_home: Path,
+    tiny_onnx_dir: Path,
+    model_metadata: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    torch_ref = service.score("China protested.", None).model
+    assert (torch_ref.backend, torch_ref.precision) == ("torch", "fp32")
+
+    monkeypatch.setenv(TAG_ENV, save_model(tiny_onnx_dir, "stance-onnx", model_metadata))
+    onnx_service = StanceService()
+    for ref in (onnx_service.metadata().model, onnx_service.score("China protested.", None).model):
+        assert (ref.backend, ref.precision) == ("onnx", "int8")
+    (result,) = onnx_service.classify([ClassifyItem(sentence="China protested.", actor="china")])
+    assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
 def test_startup_fails_clearly_on_an_empty_store(
     bentoml_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

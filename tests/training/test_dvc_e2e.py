@@ -32,6 +32,7 @@ METRICS_FILES = (
     "reports/baseline/baseline_metrics.json",
     "metrics/train.json",
     "metrics/behaviour.json",
+    "metrics/export.json",
     "metrics/registration.json",
     "metrics/handoff.json",
 )

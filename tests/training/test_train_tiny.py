@@ -164,6 +164,30 @@ def test_mlflow_run_artifacts(client, run_id):
     assert [m.name for m in models] == ["model"]
 
 
+def test_export_gate_figures_in_dvc_metrics_and_mlflow(run, client, run_id):
+    """The export stage's figures are the same in metrics/export.json and the run."""
+    figures = read_json(run["root"] / "metrics/export.json")
+    for name in ("validation", "seed"):
+        assert 0.0 <= figures[f"{name}_label_agreement"] <= 1.0
+        assert figures[f"{name}_rows"] > 0
+    assert figures["served_precision"] == "int8"
+    assert figures["int8_mb"] < figures["fp32_mb"]
+    metrics = client.get_run(run_id).data.metrics
+    for key in ("validation_label_agreement", "seed_int8_macro_f1", "seed_macro_f1_drop"):
+        assert metrics[f"export_{key}"] == pytest.approx(figures[key])
+    logged = {artifact.path for artifact in client.list_artifacts(run_id, "onnx")}
+    assert {"onnx/model.int8.onnx", "onnx/model.onnx", "onnx/inference.json"} <= logged
+
+
+def test_onnx_directory_serves_int8(run):
+    from pipeline.inference import StancePredictor
+
+    predictor = StancePredictor(run["root"] / "models/stance-onnx")
+    assert (predictor.backend_name, predictor.precision) == ("onnx", "int8")
+    (prediction,) = predictor.predict([("Beijing recalled its ambassador.", "china")])
+    assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
 def test_baseline_run_tracked(run, client, run_id):
     experiment = client.get_experiment_by_name("stance-classifier")
     runs = client.search_runs([experiment.experiment_id], "tags.model_type = 'tfidf_logreg'")
