@@ -6,7 +6,8 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PORT ?= 3000
 
-.PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro dev-eval bench
+.PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro dev-eval bench \
+	compare bento serve-bento mlflow-screenshot
 
 all: setup repro
 
@@ -54,3 +55,23 @@ bench-repro:
 # service end to end, cost growth. Needs `dvc repro` first; prints a Markdown table.
 bench:
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/bench_serving.py
+
+# Registered versions side by side (scripts/compare_versions.py): champion vs the newest
+# other version by default; `make compare VERSIONS="3 5"` for others.
+VERSIONS ?=
+compare:
+	$(PY) scripts/compare_versions.py $(if $(strip $(VERSIONS)),--versions $(VERSIONS))
+
+# A Bento (bentofile.yaml): the service code with the champion the handoff stage put
+# into the local BentoML store. `make serve-bento BENTO=<tag>` serves a built one.
+bento:
+	$(VENV)/bin/bentoml build -f bentofile.yaml
+BENTO ?= stance-watch:latest
+serve-bento:
+	$(VENV)/bin/bentoml serve $(BENTO) --host 127.0.0.1 --port $(PORT)
+
+# The MLflow UI's compare-versions page as a PNG (headless Chromium):
+# `make mlflow-screenshot VERSIONS="3 5" PNG=docs/mlflow-compare.png`.
+PNG ?= docs/mlflow-compare.png
+mlflow-screenshot:
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/screenshot_mlflow_compare.sh $(VERSIONS) $(PNG)

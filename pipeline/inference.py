@@ -90,6 +90,18 @@ class InferenceConfig(BaseModel):
         )
 
 
+def model_dir_summary(model_dir: str | Path) -> dict[str, str]:
+    """What runs a saved model and how big it is: ``backend``, ``precision`` (from its
+    inference.json) and ``model_size_mb`` (all its files). The registry version tags."""
+    config = InferenceConfig.load(model_dir)
+    size = sum(path.stat().st_size for path in Path(model_dir).rglob("*") if path.is_file())
+    return {
+        "backend": config.backend,
+        "precision": config.precision,
+        "model_size_mb": f"{size / 1e6:.1f}",
+    }
+
+
 @dataclass(frozen=True)
 class Prediction:
     actor: str

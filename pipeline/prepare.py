@@ -7,7 +7,9 @@ equals or nearly equals a seed sentence, when two corpus sentences look
 template-filled, or when two near-duplicate sentences label the same actor
 differently and the pair is not allowlisted with a reason. It also writes the
 corpus profile (pipeline.profile) as a DVC metric, with every feature that is
-outside its tolerance of the real-news target in ``prepare.profile``.
+outside its tolerance of the real-news target in ``prepare.profile``, and the
+lineage record (pipeline.lineage: the corpus directory's md5 as dvc.lock records it,
+and this stage's params), which `train` and `baseline` put on their MLflow runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pipeline.checks import (
     read_conflict_allowlist,
 )
 from pipeline.config import StrictParams, load_section, require
+from pipeline.lineage import Lineage, dir_md5, flatten
 from pipeline.profile import out_of_tolerance, profile
 from pipeline.records import LabelledRow, load_labelled, write_jsonl
 
@@ -205,6 +208,14 @@ def main(argv: list[str] | None = None) -> None:
         args.leakage_allowlist,
         args.consistency_allowlist,
     )
+    lineage = Lineage(
+        corpus_dir=args.corpus_dir.as_posix(),
+        corpus_md5=dir_md5(args.corpus_dir),
+        corpus_files=sum(1 for path in args.corpus_dir.rglob("*") if path.is_file()),
+        params=flatten(params.model_dump(), "prepare"),
+    )
+    lineage.save(args.out_dir)
+    logger.info("corpus %s: md5 %s", lineage.corpus_dir, lineage.corpus_md5)
     for name in SPLIT_FILES:
         logger.info(
             "%s: %d rows, %d sentences", name, report[name]["rows"], report[name]["sentences"]

@@ -1,21 +1,29 @@
 """MLflow set-up shared by the stages: embedded by default, a server when asked.
 
 With MLFLOW_TRACKING_URI unset, runs go to a SQLite file and a local artifact folder
-in the working directory (both gitignored), so no server is needed. Setting
+in the project root (both gitignored), so no server is needed. Setting
 MLFLOW_TRACKING_URI points every stage at a tracking server instead.
+
+Also what every run records the same way: its tags (git commit, the DVC experiment
+it belongs to), the params.yaml values of the stages that touch it, and the data it
+was trained or evaluated on as MLflow datasets.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import mlflow
 
 from pipeline.config import StrictParams, require
+from pipeline.lineage import file_md5, short
+
+logger = logging.getLogger(__name__)
 
 LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
@@ -23,6 +31,12 @@ RUN_FILE = "mlflow_run.json"  # written by `train` beside the model: which run t
 LOGGED_MODEL_NAME = "model"  # the pyfunc's name inside each training run
 ONNX_ARTIFACT_DIR = "onnx"  # the servable ONNX directory `export` logs to each training run
 CHAMPION = "champion"  # the registry alias of the served model
+# `dvc exp run` gives every stage command the experiment's name (and DVC_ROOT, the
+# workspace, also when the experiment runs in a temporary copy).
+DVC_EXP_ENV, DVC_ROOT_ENV = "DVC_EXP_NAME", "DVC_ROOT"
+EXP_TAG = "dvc_exp_name"  # the run tag (and registry version tag) naming the experiment
+GIT_COMMIT_TAG = "git_commit"
+RERUN_TAG_PREFIX = "rerun."  # a changed param of a stage re-run on an existing run
 
 
 class MlflowParams(StrictParams):
@@ -34,8 +48,15 @@ class MlflowParams(StrictParams):
         require(bool(self.registered_model.strip()), "mlflow.registered_model", "must not be empty")
 
 
+def project_root() -> Path:
+    """Where the local store lives: the DVC workspace when a stage runs under DVC
+    (DVC_ROOT, which stays the workspace for `dvc exp run --temp` and queued
+    experiments), else the working directory."""
+    return Path(os.environ.get(DVC_ROOT_ENV) or ".").resolve()
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(LOCAL_DB).resolve()}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / LOCAL_DB}"
 
 
 def setup(experiment: str) -> str:
@@ -49,19 +70,10 @@ def setup(experiment: str) -> str:
         return found.experiment_id
     artifact_location = None
     if local:
-        artifact_location = Path(LOCAL_ARTIFACTS).resolve().as_uri()
+        artifact_location = (project_root() / LOCAL_ARTIFACTS).as_uri()
     experiment_id = mlflow.create_experiment(experiment, artifact_location=artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
-
-
-def file_md5(path: Path) -> str:
-    """The md5 DVC 3 records for a single file, so MLflow and dvc.lock name the same data."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit() -> str:
@@ -88,3 +100,71 @@ def onnx_artifact_uri(run_id: str) -> str:
 
 def read_run_id(directory: Path) -> str:
     return json.loads((directory / RUN_FILE).read_text())["run_id"]
+
+
+def dvc_experiment() -> str | None:
+    """The DVC experiment this process runs in (`dvc exp run`), if any."""
+    return os.environ.get(DVC_EXP_ENV, "").strip() or None
+
+
+def run_tags(model_type: str) -> dict[str, str]:
+    """Tags of a new run: the model type, the git commit, and the DVC experiment name
+    when the stage runs under `dvc exp run` (so `dvc exp show` and MLflow name the same
+    runs)."""
+    tags = {"model_type": model_type, GIT_COMMIT_TAG: git_commit()}
+    experiment = dvc_experiment()
+    if experiment:
+        tags[EXP_TAG] = experiment
+    return tags
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log params to the active run, once each.
+
+    A later stage (evaluate, behaviour, register) re-run on the same training run after
+    its params.yaml section changed cannot overwrite an MLflow param; the new value
+    goes to the tag ``rerun.<key>`` instead, with a warning.
+    """
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_params needs an active MLflow run")
+    logged = mlflow.get_run(run.info.run_id).data.params
+    new, changed = {}, {}
+    for key, value in params.items():
+        if key not in logged:
+            new[key] = value
+        elif logged[key] != str(value):
+            changed[key] = value
+    if new:
+        mlflow.log_params(new)
+    for key, value in changed.items():
+        logger.warning(
+            "run %s already has param %s=%s; the re-run's value %s goes to tag %s%s",
+            run.info.run_id, key, logged[key], value, RERUN_TAG_PREFIX, key,
+        )  # fmt: skip
+        mlflow.set_tag(RERUN_TAG_PREFIX + key, str(value))
+
+
+def dataset_name(split: str, corpus_md5: str | None) -> str:
+    """``train@corpus-1a2b3c4d``: the split and the corpus version it came from."""
+    return f"{split}@corpus-{short(corpus_md5)}" if corpus_md5 else split
+
+
+def log_dataset(
+    path: Path, records: list[dict], context: str, split: str, corpus_md5: str | None = None
+) -> None:
+    """Log the labelled file at ``path`` (its rows as ``records``) as an MLflow dataset
+    input of the active run: named by split and corpus version, digest = the file's md5
+    (what dvc.lock records), source = the path, ``context`` training/validation/test."""
+    import pandas as pd
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    dataset = mlflow.data.from_pandas(
+        pd.DataFrame.from_records(records),
+        source=LocalArtifactDatasetSource(Path(path).as_posix()),
+        targets="stance",
+        name=dataset_name(split, corpus_md5),
+        digest=file_md5(path),
+    )
+    tags = {"corpus_md5": corpus_md5} if corpus_md5 else None
+    mlflow.log_input(dataset, context=context, tags=tags)

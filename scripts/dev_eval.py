@@ -28,6 +28,7 @@ from pipeline import tracking
 from pipeline.config import load_section
 from pipeline.inference import InferenceConfig, Prediction
 from pipeline.labels import ACTORS, STANCES
+from pipeline.lineage import file_md5
 from pipeline.records import DataError, LabelledRow, parse_lines
 from training.evaluate import EvaluateParams, predict_rows
 from training.metrics import confusion, write_report
@@ -137,7 +138,7 @@ def log_to_run(model_dir: Path, metrics: dict[str, float], dev: Path, out_dir: P
     run_id = tracking.read_run_id(model_dir)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({METRIC_PREFIX + key: value for key, value in metrics.items()})
-        mlflow.set_tags({"dev_data_md5": tracking.file_md5(dev), "dev_data_file": dev.name})
+        mlflow.set_tags({"dev_data_md5": file_md5(dev), "dev_data_file": dev.name})
         for suffix in ("confusion.png", "reliability.png"):
             mlflow.log_artifact(str(out_dir / f"{REPORT_NAME}_{suffix}"), artifact_path="dev")
     return run_id

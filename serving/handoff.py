@@ -11,7 +11,9 @@ model directory) are stored instead, and the service reports backend torch. Whil
 no version has passed register's promotion gate there is no champion, and nothing
 is stored. The stored model carries its lineage (MLflow run id, registry name and
 version, training data hash, base model, backend and precision) as metadata, and the
-service loads it by tag ``serving.store.MODEL_NAME``.
+service loads it by tag ``serving.store.MODEL_NAME``. The champion's registry version is then tagged with the
+backend, precision and size of the directory actually stored
+(pipeline.inference.model_dir_summary), so the registry says what is served.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from mlflow import MlflowClient
 
 from pipeline import tracking
 from pipeline.config import load_section
-from pipeline.inference import INFERENCE_CONFIG, InferenceConfig
+from pipeline.inference import INFERENCE_CONFIG, InferenceConfig, model_dir_summary
 from serving.store import MODEL_NAME, save_model
 
 logger = logging.getLogger(__name__)
@@ -107,6 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     tracking.setup(tracking_params.experiment)
     model_dir = champion_model_dir(record, args.model_dir, args.onnx_dir)
     tag = save_model(model_dir, MODEL_NAME, lineage(record, model_dir))
+    client = MlflowClient()
+    for key, value in model_dir_summary(model_dir).items():
+        client.set_model_version_tag(
+            record["registered_model"], str(record["champion_version"]), key, value
+        )
     out = {"bento_tag": tag, "registry_version": str(record["champion_version"])}
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     config = InferenceConfig.load(model_dir)

@@ -1,7 +1,9 @@
 """DVC stage `baseline`: TF-IDF + logistic regression over the same actor-marked input.
 
 Evaluated on the seed test set exactly like the fine-tuned model (training.metrics),
-and tracked as its own MLflow run in the same experiment for side-by-side comparison.
+and tracked as its own MLflow run in the same experiment for side-by-side comparison,
+with the same lineage as the fine-tuned run (prepare's params and corpus md5, the
+training and test data as MLflow datasets).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sklearn.pipeline import make_pipeline
 from pipeline import tracking
 from pipeline.config import StrictParams, load_section, require
 from pipeline.formatting import flat_input
+from pipeline.lineage import Lineage, file_md5
 from pipeline.records import load_labelled
 from training.metrics import write_report
 
@@ -54,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument(
+        "--lineage", type=Path, required=True, help="prepare's lineage record (corpus md5)"
+    )
     args = parser.parse_args(argv)
     params = load_section("baseline", BaselineParams)
     tracking_params = load_section("mlflow", tracking.MlflowParams)
@@ -71,11 +77,18 @@ def main(argv: list[str] | None = None) -> None:
     metrics = write_report(args.out_dir, REPORT_NAME, test_rows, predicted, scores)
     logger.info("baseline seed macro-F1 %.3f", metrics["macro_f1"])
 
+    lineage = Lineage.load(args.lineage)
     tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_name="tfidf-baseline"):
-        mlflow.set_tags({"model_type": "tfidf_logreg", "git_commit": tracking.git_commit()})
-        mlflow.log_params({f"baseline.{k}": v for k, v in params.__dict__.items()})
-        mlflow.log_param("train_data_md5", tracking.file_md5(args.train))
+        mlflow.set_tags(tracking.run_tags("tfidf_logreg"))
+        mlflow.log_params({f"baseline.{k}": v for k, v in params.model_dump().items()})
+        mlflow.log_params(lineage.params)
+        mlflow.log_params(
+            {"corpus_md5": lineage.corpus_md5, "train_data_md5": file_md5(args.train)}
+        )
+        records = [row.model_dump() for row in train_rows]
+        tracking.log_dataset(args.train, records, "training", "train", lineage.corpus_md5)
+        tracking.log_dataset(args.test, [row.model_dump() for row in test_rows], "test", "seeds")
         mlflow.log_metrics({f"seed_{k}": v for k, v in metrics.items()})
         for suffix in ("confusion.png", "reliability.png", "misclassified.csv"):
             mlflow.log_artifact(str(args.out_dir / f"{REPORT_NAME}_{suffix}"))

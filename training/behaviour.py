@@ -15,9 +15,9 @@ The cases (``data/behaviour/cases.yaml``, our own sentences) are of three types:
   `us` hedging score. It passes when the score moves by more than ``dir_margin``.
 
 Pass rates per test type, per MFT rule and per INV/DIR kind go to the metrics file
-and to the model's MLflow run (``behaviour_`` prefix); every case with its outcome
-goes to a CSV. The promotion thresholds live in ``register`` (params.yaml), which
-reads these metrics from the run.
+and to the model's MLflow run (``behaviour_`` prefix), with this stage's params and
+the md5 of the cases file; every case with its outcome goes to a CSV. The promotion
+thresholds live in ``register`` (params.yaml), which reads these metrics from the run.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from pipeline import tracking
 from pipeline.config import StrictParams, load_section, require
 from pipeline.inference import Prediction, StancePredictor
 from pipeline.labels import ACTORS
+from pipeline.lineage import file_md5, flatten
 from pipeline.records import Actor, Stance
 
 logger = logging.getLogger(__name__)
@@ -316,6 +317,8 @@ def main(argv: list[str] | None = None) -> None:
 
     tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_id=tracking.read_run_id(args.model_dir)):
+        used = flatten(params.model_dump(), "behaviour")
+        tracking.log_params({**used, "behaviour_cases_md5": file_md5(args.cases)})
         mlflow.log_metrics({METRIC_PREFIX + key: value for key, value in metrics.items()})
         mlflow.log_artifact(str(args.results))
 

@@ -2,7 +2,8 @@
 
 Writes the DVC metrics and plots files (shared layout with the baseline, see
 training.metrics) and logs the same metrics, the confusion matrix image, the
-reliability diagram and the misclassified table to the training run in MLflow. The
+reliability diagram, the misclassified table, this stage's params and the seed set
+(as an MLflow dataset, context ``test``) to the training run in MLflow. The
 scores are the served ones (calibrated by the model's temperature); ``ece`` is their
 expected calibration error and ``ece_uncalibrated`` that of the raw scores (T = 1).
 """
@@ -18,6 +19,7 @@ import mlflow
 from pipeline import tracking
 from pipeline.config import StrictParams, load_section, require
 from pipeline.inference import InferenceConfig, Prediction, StancePredictor
+from pipeline.lineage import flatten
 from pipeline.records import LabelledRow, load_labelled
 from training.metrics import write_report
 
@@ -66,6 +68,9 @@ def main(argv: list[str] | None = None) -> None:
 
     tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_id=tracking.read_run_id(args.model_dir)):
+        tracking.log_params(flatten(params.model_dump(), "evaluate"))
+        records = [row.model_dump() for row in rows]
+        tracking.log_dataset(args.test, records, "test", "seeds")
         mlflow.log_metrics({f"seed_{k}": v for k, v in metrics.items()})
         for suffix in ("confusion.png", "reliability.png", "misclassified.csv"):
             mlflow.log_artifact(str(args.out_dir / f"{REPORT_NAME}_{suffix}"))

@@ -6,6 +6,13 @@ all in params.yaml `register`) and its decision metric is at least the current
 champion's; otherwise it is the `challenger`. The registration record says why, and
 names the champion's version and run (none while no version has passed the gate),
 which the `handoff` stage (serving/handoff.py) puts into the BentoML model store.
+
+Every version describes itself: a one-line description (seed and validation macro-F1,
+base model, corpus md5) and tags for the key metrics (macro and per-class F1, ECE
+before and after calibration, behaviour pass rates), the corpus and training-data
+md5, git commit, DVC experiment, base model, and the backend, precision and size of
+the model directory it was registered from (its inference.json). This stage's params
+go to the training run, like every stage's.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from mlflow.exceptions import MlflowException
 
 from pipeline import tracking
 from pipeline.config import StrictParams, load_section, require
+from pipeline.inference import model_dir_summary
+from pipeline.labels import STANCES
+from pipeline.lineage import flatten, short
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +41,23 @@ CHAMPION, CHALLENGER = tracking.CHAMPION, "challenger"
 BEHAVIOUR_TESTS = ("mft", "inv", "dir")
 BEHAVIOUR_METRIC = "behaviour_{}_pass_rate"
 RULE_METRIC = re.compile(r"^behaviour_mft_(rule_\w+)_pass_rate$")
+# The run's metrics a registered version carries as tags (those the run has).
+VERSION_METRICS = (
+    "seed_macro_f1",
+    "validation_macro_f1",
+    *(f"{split}_{stance}_f1" for split in ("seed", "validation") for stance in STANCES),
+    *(f"{split}_ece{kind}" for split in ("seed", "validation") for kind in ("", "_uncalibrated")),
+    "behaviour_pass_rate",
+    *(BEHAVIOUR_METRIC.format(test) for test in BEHAVIOUR_TESTS),
+)
+# Version tags taken from the run: tag name -> run param (p) or run tag (t) it copies.
+RUN_LINEAGE = {
+    "corpus_md5": ("p", "corpus_md5"),
+    "train_data_md5": ("p", "train_data_md5"),
+    "base_model": ("p", "train.base_model"),
+    tracking.GIT_COMMIT_TAG: ("t", tracking.GIT_COMMIT_TAG),
+    tracking.EXP_TAG: ("t", tracking.EXP_TAG),
+}
 
 
 class BehaviourThresholds(StrictParams):
@@ -116,6 +143,40 @@ def decide_alias(
     )
 
 
+def version_tags(
+    metrics: dict[str, float],
+    params: dict[str, str],
+    run_tags: dict[str, str],
+    model_summary: dict[str, str],
+) -> dict[str, str]:
+    """The registry version's tags: key metrics (4 decimals), lineage, and what runs the
+    model (``model_summary``: pipeline.inference.model_dir_summary)."""
+    tags = {key: f"{metrics[key]:.4f}" for key in VERSION_METRICS if key in metrics}
+    for tag, (kind, key) in RUN_LINEAGE.items():
+        value = (params if kind == "p" else run_tags).get(key)
+        if value:
+            tags[tag] = value
+    experiment = tracking.dvc_experiment()  # this process runs in the experiment
+    if experiment:
+        tags[tracking.EXP_TAG] = experiment
+    return tags | model_summary
+
+
+def version_description(metrics: dict[str, float], params: dict[str, str]) -> str:
+    """One line: seed and validation macro-F1, base model, corpus md5 (n/a when absent)."""
+
+    def figure(key: str) -> str:
+        return f"{metrics[key]:.3f}" if key in metrics else "n/a"
+
+    corpus = params.get("corpus_md5")
+    return (
+        f"seed macro-F1 {figure('seed_macro_f1')} | "
+        f"validation macro-F1 {figure('validation_macro_f1')} | "
+        f"base {params.get('train.base_model', 'n/a')} | "
+        f"corpus {short(corpus) if corpus else 'n/a'}"
+    )
+
+
 def champion_score(client: MlflowClient, name: str, metric: str) -> tuple[str | None, float | None]:
     try:
         version = client.get_model_version_by_alias(name, CHAMPION)
@@ -124,11 +185,19 @@ def champion_score(client: MlflowClient, name: str, metric: str) -> tuple[str | 
     return version.version, client.get_run(version.run_id).data.metrics.get(metric)
 
 
-def register(run_id: str, registered_model: str, model_uri: str, params: RegisterParams) -> dict:
-    """Register the run's model and move the right alias; the registration record."""
+def register(
+    run_id: str,
+    registered_model: str,
+    model_uri: str,
+    params: RegisterParams,
+    model_dir: Path,
+) -> dict:
+    """Register the run's model, describe the version (``model_dir``: the directory it
+    was registered from) and move the right alias; the registration record."""
     client = MlflowClient()
     metric = params.decision_metric
-    metrics = client.get_run(run_id).data.metrics
+    run = client.get_run(run_id)
+    metrics = run.data.metrics
     if metric not in metrics:
         raise KeyError(f"run {run_id} has no metric {metric!r} (register.decision_metric)")
     new_score = metrics[metric]
@@ -138,6 +207,12 @@ def register(run_id: str, registered_model: str, model_uri: str, params: Registe
     previous_version, previous_score = champion_score(client, registered_model, metric)
     version = mlflow.register_model(model_uri, registered_model).version
     decision = decide_alias(new_score, previous_score, failures, metric)
+    client.update_model_version(
+        registered_model, version, description=version_description(metrics, run.data.params)
+    )
+    tags = version_tags(metrics, run.data.params, run.data.tags, model_dir_summary(model_dir))
+    for key, value in {**tags, "registration": decision.reason}.items():
+        client.set_model_version_tag(registered_model, version, key, value)
     client.set_registered_model_alias(registered_model, decision.alias, version)
     champion_version = version if decision.alias == CHAMPION else previous_version
     log = logger.warning if failures else logger.info
@@ -179,8 +254,14 @@ def main(argv: list[str] | None = None) -> None:
 
     tracking.setup(tracking_params.experiment)
     run_id = tracking.read_run_id(args.model_dir)
+    with mlflow.start_run(run_id=run_id):
+        tracking.log_params(flatten(params.model_dump(), "register"))
     record = register(
-        run_id, tracking_params.registered_model, tracking.logged_model_uri(run_id), params
+        run_id,
+        tracking_params.registered_model,
+        tracking.logged_model_uri(run_id),
+        params,
+        args.model_dir,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")

@@ -5,14 +5,18 @@ the best validation macro-F1 is kept (the seed test set is never looked at here)
 A temperature is then fitted on the validation logits (training.calibration) and saved
 in inference.json, so every score the model gives is calibrated; the validation ECE
 before and after goes to the metrics and a reliability diagram beside them.
-The run is tracked in MLflow: params, git commit, data hash, per-epoch losses and
-validation macro-F1, calibration, and the model as a pyfunc with signature and pinned
+The run is tracked in MLflow: params (this stage's and prepare's, from the lineage
+record), git commit and DVC experiment name, the training and validation data as MLflow
+datasets (named by corpus version, digest = the md5 dvc.lock records), per-epoch losses
+and validation macro-F1 (also a CSV that dvc.yaml declares as plots), validation
+per-class F1, calibration, and the model as a pyfunc with signature and pinned
 requirements.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
@@ -41,6 +45,7 @@ from pipeline.config import ConfigError, StrictParams, load_section, require
 from pipeline.formatting import model_input
 from pipeline.inference import InferenceConfig
 from pipeline.labels import ID2LABEL, LABEL2ID
+from pipeline.lineage import Lineage, file_md5
 from pipeline.mlflow_model import MODEL_DIR_ARTIFACT, StancePyfunc, example_frames
 from pipeline.records import LabelledRow, load_labelled
 from training.calibration import fit_temperature, negative_log_likelihood, softmax
@@ -124,7 +129,8 @@ def macro_f1(eval_prediction) -> dict[str, float]:
 
 
 class MlflowEpochLogger(TrainerCallback):
-    """Per-epoch train loss, validation loss and validation macro-F1 to the active run."""
+    """Per-epoch train loss, validation loss and validation macro-F1 to the active run,
+    kept in ``history`` ({epoch: {metric: value}}) for the DVC plots file."""
 
     NAMES = {
         "loss": "train_loss",
@@ -132,11 +138,35 @@ class MlflowEpochLogger(TrainerCallback):
         "eval_macro_f1": "validation_macro_f1",
     }
 
+    def __init__(self) -> None:
+        self.history: dict[int, dict[str, float]] = {}
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         epoch = round(state.epoch or 0)
         for key, name in self.NAMES.items():
             if logs and key in logs:
                 mlflow.log_metric(name, float(logs[key]), step=epoch)
+                self.history.setdefault(epoch, {})[name] = float(logs[key])
+
+
+HISTORY_COLUMNS = ("epoch", *MlflowEpochLogger.NAMES.values())
+
+
+def write_history(history: dict[int, dict[str, float]], path: Path) -> None:
+    """One row per epoch (the DVC plots file): epoch, train and validation loss, macro-F1;
+    a value the epoch did not log is left empty."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        for epoch in sorted(history):
+            writer.writerow({"epoch": epoch, **history[epoch]})
+
+
+def per_class_f1(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """``<stance>_f1`` for every stance (0 for a stance never predicted nor present)."""
+    scores = f1_score(labels, predicted, labels=list(ID2LABEL), average=None, zero_division=0)
+    return {f"{ID2LABEL[i]}_f1": float(score) for i, score in enumerate(scores)}
 
 
 def pip_requirements() -> list[str]:
@@ -149,9 +179,11 @@ def train(
     params: TrainParams,
     out_dir: Path,
     reliability_plot: Path,
+    history: Path,
 ) -> dict[str, float]:
     """Fine-tune, keep the best validation epoch, fit its temperature, save it to out_dir;
-    the validation metrics (reliability diagram at ``reliability_plot``)."""
+    the validation metrics (reliability diagram at ``reliability_plot``, per-epoch
+    figures at ``history``)."""
     set_seed(params.seed)
     base = resolve_base_model(params.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -194,9 +226,10 @@ def train(
             eval_dataset=validation,
             data_collator=DataCollatorWithPadding(tokenizer),  # pads each batch to its longest row
             compute_metrics=macro_f1,
-            callbacks=[MlflowEpochLogger()],
+            callbacks=[epochs := MlflowEpochLogger()],
         )
         trainer.train()
+        write_history(epochs.history, history)
         # The best epoch's validation metrics and logits, in validation-row order.
         final = trainer.predict(validation, metric_key_prefix="eval")
     if out_dir.exists():
@@ -221,6 +254,10 @@ def train(
     )  # fmt: skip
     return {
         "validation_macro_f1": final.metrics["eval_macro_f1"],
+        **{
+            f"validation_{key}": value
+            for key, value in per_class_f1(labels, np.argmax(logits, axis=-1)).items()
+        },
         "validation_loss": final.metrics["eval_loss"],
         "validation_loss_calibrated": negative_log_likelihood(logits, labels, temperature),
         "temperature": temperature,
@@ -249,25 +286,41 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--reliability-plot", type=Path, required=True)
+    parser.add_argument(
+        "--lineage", type=Path, required=True, help="prepare's lineage record (corpus md5)"
+    )
+    parser.add_argument("--history", type=Path, required=True, help="per-epoch figures (CSV)")
     args = parser.parse_args(argv)
     params = load_section("train", TrainParams)
     tracking_params = load_section("mlflow", tracking.MlflowParams)
     resolve_base_model(params.base_model)  # a bad base model fails before any work
 
     train_rows, validation_rows = load_labelled(args.train), load_labelled(args.validation)
+    lineage = Lineage.load(args.lineage)
     experiment_id = tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_name="fine-tune") as run:
-        mlflow.set_tags({"model_type": "transformer", "git_commit": tracking.git_commit()})
+        mlflow.set_tags(tracking.run_tags("transformer"))
         mlflow.log_params({f"train.{k}": v for k, v in params.model_dump().items()})
+        mlflow.log_params(lineage.params)
         mlflow.log_params(
             {
-                "train_data_md5": tracking.file_md5(args.train),
-                "validation_data_md5": tracking.file_md5(args.validation),
+                "corpus_md5": lineage.corpus_md5,
+                "train_data_md5": file_md5(args.train),
+                "validation_data_md5": file_md5(args.validation),
                 "train_rows": len(train_rows),
                 "validation_rows": len(validation_rows),
             }
         )
-        metrics = train(train_rows, validation_rows, params, args.out_dir, args.reliability_plot)
+        for path, rows, split in (
+            (args.train, train_rows, "train"),
+            (args.validation, validation_rows, "validation"),
+        ):
+            records = [row.model_dump() for row in rows]
+            context = "training" if split == "train" else split
+            tracking.log_dataset(path, records, context, split, lineage.corpus_md5)
+        metrics = train(
+            train_rows, validation_rows, params, args.out_dir, args.reliability_plot, args.history
+        )
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(args.reliability_plot))
         log_model(args.out_dir, train_rows[0])

@@ -136,7 +136,7 @@ def test_registered_champion(copy, repro, tiny):
 
 
 def test_champion_in_bentoml_store(copy, repro, tiny):
-    from pipeline.tracking import file_md5
+    from pipeline.lineage import file_md5
     from serving.store import load_model
 
     record = json.loads((copy / "metrics/registration.json").read_text())

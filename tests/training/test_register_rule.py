@@ -297,3 +297,64 @@ def test_gate_blocks_promotion_and_says_why(project, small_model, tiny):
     assert (record["alias"], str(record["version"])) == (CHAMPION, "4")
     assert record["reason"] == "gate passed; seed_macro_f1 0.900 >= champion's 0.700"
     assert client.get_model_version_by_alias(REGISTERED, CHAMPION).run_id == d_run
+
+
+def test_version_description_and_tags_from_the_run(monkeypatch):
+    from training.register import version_description, version_tags
+
+    metrics = {"seed_macro_f1": 0.81234, "validation_macro_f1": 0.79, "seed_hedging_f1": 0.5}
+    metrics |= {"behaviour_mft_pass_rate": 0.9, "train_loss": 0.3}  # not a version metric
+    params = {"train.base_model": "base-x", "corpus_md5": "0123456789abcdef" * 2 + ".dir"}
+    params |= {"train_data_md5": "f" * 32}
+    run_tags = {"git_commit": "abc123", "dvc_exp_name": "from-the-run", "model_type": "x"}
+    summary = {"backend": "onnx", "precision": "int8", "model_size_mb": "22.8"}
+    assert version_description(metrics, params) == (
+        "seed macro-F1 0.812 | validation macro-F1 0.790 | base base-x | corpus 01234567"
+    )
+    assert version_description({}, {}) == (
+        "seed macro-F1 n/a | validation macro-F1 n/a | base n/a | corpus n/a"
+    )
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    tags = version_tags(metrics, params, run_tags, summary)
+    assert tags == {
+        "seed_macro_f1": "0.8123",
+        "validation_macro_f1": "0.7900",
+        "seed_hedging_f1": "0.5000",
+        "behaviour_mft_pass_rate": "0.9000",
+        "corpus_md5": params["corpus_md5"],
+        "train_data_md5": "f" * 32,
+        "base_model": "base-x",
+        "git_commit": "abc123",
+        "dvc_exp_name": "from-the-run",
+        **summary,
+    }
+    # registered inside `dvc exp run`: the experiment this process runs in
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-now")
+    assert version_tags(metrics, params, run_tags, summary)["dvc_exp_name"] == "exp-now"
+
+
+def test_registered_versions_describe_themselves(project, small_model):
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    a_dir, a_run = candidate(project, small_model, "a", 0.50)
+    register(a_dir, "a")
+    b_dir, b_run = candidate(project, small_model, "b", 0.40)
+    register(b_dir, "b")
+
+    loser = client.get_model_version(REGISTERED, "2")
+    assert loser.description == (
+        "seed macro-F1 0.400 | validation macro-F1 n/a | base small-test-model | corpus n/a"
+    )
+    assert loser.tags["registration"] == "gate passed; seed_macro_f1 0.400 < champion's 0.500"
+    assert loser.tags["seed_macro_f1"] == "0.4000"
+    assert loser.tags["train_data_md5"] == "md5-of-b"
+    assert (loser.tags["backend"], loser.tags["precision"]) == ("torch", "fp32")
+    champion = client.get_model_version(REGISTERED, "1")
+    assert champion.tags["registration"] == "gate passed; no champion yet"
+    # handoff tagged what it stored (the champion, fetched back from its run)
+    assert (champion.tags["backend"], champion.tags["precision"]) == ("torch", "fp32")
+    # register's params went to each run, the gate thresholds as dotted keys
+    params = client.get_run(b_run).data.params
+    assert params["register.decision_metric"] == "seed_macro_f1"
+    assert params["register.min_behaviour_pass_rate.per_rule"] == "0.0"

