@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PORT ?= 3000
 
-.PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro dev-eval
+.PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro dev-eval bench-batch
 
 all: setup repro
 
@@ -16,8 +16,9 @@ $(PY):
 	# torch first, pinned: the CPU build from the machine's local wheel (unpinned pulls CUDA).
 	$(PY) -m pip install --quiet torch==2.13.0
 
+# [spark]: pyspark for `stance-watch score --engine spark` and its test (needs Java 17).
 setup: $(PY)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,spark]"
 
 repro:
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/dvc repro
@@ -49,3 +50,8 @@ dev-eval:
 
 bench-repro:
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/bench_repro.sh
+
+# 10k and 100k invented sentences through `stance-watch score` and Spark local[2]:
+# sentences/s, peak memory, growth. Uses the registry's champion (run `make all` first).
+bench-batch:
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/bench_batch.py
