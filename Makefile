@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM := false
 PORT ?= 3000
 
 .PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro dev-eval bench \
-	compare bento serve-bento mlflow-screenshot
+	compare bento serve-bento mlflow-screenshot bench-batch
 
 all: setup repro
 
@@ -23,7 +23,10 @@ setup: $(PY)
 repro:
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/dvc repro
 
+# The tests also need the [spark] extra (pyspark, for `stance-watch score --engine spark`
+# and its test; Java 17): installed here, not by the main job, which does not use Spark.
 test:
+	$(PY) -m pip install --quiet -e ".[dev,spark]"
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q
 
 lint:
@@ -75,3 +78,8 @@ serve-bento:
 PNG ?= docs/mlflow-compare.png
 mlflow-screenshot:
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/screenshot_mlflow_compare.sh $(VERSIONS) $(PNG)
+
+# 10k and 100k invented sentences through `stance-watch score` and Spark local[2]:
+# sentences/s, peak memory, growth. Uses the registry's champion (run `make all` first).
+bench-batch:
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/bench_batch.py

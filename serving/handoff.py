@@ -11,9 +11,9 @@ model directory) are stored instead, and the service reports backend torch. Whil
 no version has passed register's promotion gate there is no champion, and nothing
 is stored. The stored model carries its lineage (MLflow run id, registry name and
 version, training data hash, base model, backend and precision) as metadata, and the
-service loads it by tag ``serving.store.MODEL_NAME``. The champion's registry version is then tagged with the
-backend, precision and size of the directory actually stored
-(pipeline.inference.model_dir_summary), so the registry says what is served.
+service loads it by tag ``serving.store.MODEL_NAME``. The champion's registry
+version is then tagged with the backend, precision and size of the directory actually
+stored (pipeline.inference.model_dir_summary), so the registry says what is served.
 """
 
 from __future__ import annotations

@@ -1,30 +1,26 @@
-"""Document scoring for /score: segment, detect actors, predict, summarise per actor.
+"""/score's response from the shared document scoring (pipeline.documents): the adapter.
 
-Kept free of BentoML so it can be tested with any object that has the
-StancePredictor interface (``predict(rows, batch_size)`` and ``labels``).
+The scoring itself (segment, detect actors, predict) is ``pipeline.documents``, the
+same path as the batch CLI and Spark; this module turns its result into the response
+schemas and adds the per-actor summary. Kept free of BentoML so it can be tested with
+any object that has the StancePredictor interface (``predict(rows, batch_size)`` and
+``labels``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
-from pipeline.actors import detect_actors
+from pipeline import documents
+from pipeline.documents import Predictor
 from pipeline.inference import Prediction
 from pipeline.labels import ACTORS
-from pipeline.segment import segment
 from serving.schemas import ActorStance, ActorSummary, ScoredSentence
 
 DOMINANT_STANCE_RULE = (
     "per actor, the stance with the highest mean probability over the sentences in "
     "which that actor was scored; a tie goes to the stance listed first in `labels`"
 )
-
-
-class Predictor(Protocol):
-    labels: list[str]
-
-    def predict(self, rows: list[tuple[str, str]], batch_size: int = ...) -> list[Prediction]: ...
 
 
 def to_actor_stance(prediction: Prediction) -> ActorStance:
@@ -83,30 +79,17 @@ def summarise(
 def score_document(
     predictor: Predictor, text: str, actors: Sequence[str] | None, batch_size: int
 ) -> tuple[list[ScoredSentence], list[ActorSummary]]:
-    """Every content sentence of ``text`` with its offsets and per-actor predictions.
-
-    Each sentence is scored for the actors detected in it; when ``actors`` is given,
-    only for those of them that are detected (a sentence that does not mention an
-    actor says nothing about its stance). Sentences with no scored actor are kept,
-    with an empty ``predictions`` list, so offsets cover the whole document.
-    """
-    sentences = segment(text)
-    wanted = set(actors) if actors is not None else None
-    rows: list[tuple[int, str]] = [
-        (index, actor)
-        for index, sentence in enumerate(sentences)
-        for actor in detect_actors(sentence.text)
-        if wanted is None or actor in wanted
+    """Every content sentence of ``text`` with its offsets and per-actor predictions,
+    and the per-actor summary (``pipeline.documents.score_document``, as response bodies)."""
+    scored = documents.score_document(predictor, text, actors, batch_size)
+    sentences = [
+        ScoredSentence(
+            text=s.text,
+            start=s.start,
+            end=s.end,
+            predictions=[to_actor_stance(p) for p in s.predictions],
+        )
+        for s in scored
     ]
-    # One predict call for the whole document, so the model sees full batches.
-    predictions = predictor.predict(
-        [(sentences[index].text, actor) for index, actor in rows], batch_size=batch_size
-    )
-    per_sentence: list[list[ActorStance]] = [[] for _ in sentences]
-    for (index, _), prediction in zip(rows, predictions, strict=True):
-        per_sentence[index].append(to_actor_stance(prediction))
-    scored = [
-        ScoredSentence(text=s.text, start=s.start, end=s.end, predictions=p)
-        for s, p in zip(sentences, per_sentence, strict=True)
-    ]
-    return scored, summarise(predictions, predictor.labels, actors)
+    predictions = [p for s in scored for p in s.predictions]
+    return sentences, summarise(predictions, predictor.labels, actors)

@@ -1,0 +1,1 @@
+"""Batch scoring of news corpora (the `stance-watch` CLI): inputs, outputs, Spark, time series."""
