@@ -32,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -254,7 +255,8 @@ def load(url: str, rows: list, clients: int, per_request: int, requests_each: in
         start.wait()
         for r in range(requests_each):
             begin = offset + r * per_request
-            items = [{"sentence": s, "actor": a} for s, a in rows[begin : begin + per_request]]
+            chosen = [rows[(begin + i) % len(rows)] for i in range(per_request)]
+            items = [{"sentence": s, "actor": a} for s, a in chosen]
             t0 = time.perf_counter()
             status, _, _ = client.post("/classify", {"items": items})
             elapsed = 1000 * (time.perf_counter() - t0)
@@ -270,8 +272,8 @@ def load(url: str, rows: list, clients: int, per_request: int, requests_each: in
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
-    total = clients * requests_each * per_request
-    return Figure(name, total, seconds, latencies, errors[0])
+    served = (clients * requests_each - errors[0]) * per_request  # failed requests count 0
+    return Figure(name, served, seconds, latencies, errors[0])
 
 
 @contextlib.contextmanager
@@ -283,7 +285,7 @@ def running_service(url: str | None) -> Iterator[str]:
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:StanceService",
                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "HF_HUB_OFFLINE": "1"}
-    log = open(REPO_ROOT / ".bench_serve.log", "wb")  # noqa: SIM115  (closed below)
+    log = tempfile.NamedTemporaryFile(prefix="bench-serve-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -318,6 +320,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def scale_child(model_dir: Path, n: int, length: int | None) -> None:
     """In a fresh process: predict ``n`` rows; print time and peak memory as JSON."""
     from pipeline.inference import StancePredictor
@@ -326,7 +335,7 @@ def scale_child(model_dir: Path, n: int, length: int | None) -> None:
     tokenizer = predictor_tokenizer(model_dir)
     rows = news_rows(tokenizer, n, seed=SEED + 1, length=length)
     predictor.predict(rows[:64])  # warm-up
-    before = peak_rss_mb()
+    before = rss_mb()
     started = time.perf_counter()
     predictor.predict(rows, batch_size=32)
     seconds = time.perf_counter() - started
@@ -421,7 +430,7 @@ def main() -> None:
 
     print("\nCost growth through the predictor (ONNX directory, batch 32, a fresh process each):")
     print()
-    print("| rows | tokens per pair | seconds | sentences/s | peak RSS MB | RSS growth MB |")
+    print("| rows | tokens per pair | seconds | sentences/s | peak RSS MB | peak − RSS before MB |")
     print("|---:|---:|---:|---:|---:|---:|")
     max_length = json.loads((onnx_dir / "inference.json").read_text())["max_length"]
     for length in (16, 32, 64, 128):

@@ -89,6 +89,11 @@ def to_prediction(stance: ActorStance) -> Prediction:
     workers=1,
     threads=1,
     traffic={"timeout": 120},
+    # BentoML >= 1.4.31 closes the client session to a dependency every 100 requests
+    # or 300 s, while other requests are still in flight on it: under concurrent load
+    # they fail with "Server disconnected" (bentoml/BentoML#5540, after PR #5522).
+    # Measured here: 108 of 4096 rows failed at 4 clients x 32. Never refresh it.
+    runner_connection={"max_requests": 2**31 - 1, "max_age": 1e9},
 )
 class StanceModel:
     """The model behind BentoML's adaptive batching; called by StanceService only."""

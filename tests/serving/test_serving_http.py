@@ -121,6 +121,40 @@ def test_score_returns_sentences_summary_and_model(server: str) -> None:
     assert body["model"]["tag"].startswith("stance-classifier:")
 
 
+def test_score_and_classify_share_the_model_queue_and_agree(server: str) -> None:
+    """Documents and items sent at the same time go through the one batching endpoint
+    of the model service; each row gets the same scores either way."""
+    text = (
+        "Beijing protested to Tokyo on Monday. Washington urged calm on all sides. "
+        "Taipei thanked Japan for its support."
+    )
+
+    def score() -> dict:
+        return post(f"{server}/score", {"text": text}).json()
+
+    def classify(item: dict) -> dict:
+        return post(f"{server}/classify", {"items": [item]}).json()[0]
+
+    rows = [
+        {"sentence": "Beijing protested to Tokyo on Monday.", "actor": actor}
+        for actor in ("china", "japan")
+    ] + [{"sentence": "Washington urged calm on all sides.", "actor": "us"}]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        documents = [pool.submit(score) for _ in range(4)]
+        items = [pool.submit(classify, row) for row in rows * 4]
+        documents = [d.result() for d in documents]
+        items = [i.result() for i in items]
+
+    scored = {
+        (s["text"], p["actor"]): p["scores"]
+        for s in documents[0]["sentences"]
+        for p in s["predictions"]
+    }
+    for row, result in zip(rows * 4, items, strict=True):
+        assert result["scores"] == pytest.approx(scored[(row["sentence"], row["actor"])], abs=1e-5)
+    assert all(d == documents[0] for d in documents)
+
+
 def test_score_restricts_to_requested_actors(server: str) -> None:
     text = "Beijing summoned Japan's ambassador. The US urged calm."
     body = post(f"{server}/score", {"text": text, "actors": ["china", "taiwan"]}).json()

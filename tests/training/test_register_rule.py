@@ -143,10 +143,16 @@ def project(tiny_project: Path, tiny):
 
 
 def candidate(
-    root: Path, small_model: Path, label: str, score: float, behaviour: float = 1.0
+    root: Path,
+    small_model: Path,
+    label: str,
+    score: float,
+    behaviour: float = 1.0,
+    onnx: bool = False,
 ) -> tuple[Path, str]:
     """A model dir named like the real one, logged as a run with seed_macro_f1 = score
-    and every behaviour pass rate = behaviour."""
+    and every behaviour pass rate = behaviour; with ``onnx``, also its ONNX export
+    (beside it as ``stance-onnx``, and logged to the run as `export` does)."""
     import mlflow
 
     from pipeline import tracking
@@ -169,10 +175,21 @@ def candidate(
             pip_requirements=["mlflow"],
         )
         tracking.write_run_file(model_dir, run.info.run_id, run.info.experiment_id)
+        if onnx:
+            from training.export import ExportParams, write_servable
+
+            params = ExportParams(
+                opset=17, quantization="dynamic", per_channel=True, calibration_rows=1,
+                fp32_down_projections=True, serve_precision="int8", max_f1_drop=0.01,
+                min_label_agreement=0.97, batch_size=8,
+            )  # fmt: skip
+            onnx_dir = model_dir.parent / "stance-onnx"
+            write_servable(model_dir, onnx_dir, params)
+            mlflow.log_artifacts(str(onnx_dir), artifact_path=tracking.ONNX_ARTIFACT_DIR)
     return model_dir, run.info.run_id
 
 
-def register(model_dir: Path, label: str) -> dict:
+def register(model_dir: Path, label: str, onnx_dir: Path | None = None) -> dict:
     """register, then the hand-off into the BentoML store: both records, merged."""
     from serving import handoff
     from training import register
@@ -180,7 +197,10 @@ def register(model_dir: Path, label: str) -> dict:
     out = Path("metrics") / f"registration_{label}.json"
     register.main(["--model-dir", str(model_dir), "--out", str(out)])
     handed = Path("metrics") / f"handoff_{label}.json"
-    handoff.main(["--registration", str(out), "--model-dir", str(model_dir), "--out", str(handed)])
+    onnx = ["--onnx-dir", str(onnx_dir)] if onnx_dir else []
+    handoff.main(
+        ["--registration", str(out), "--model-dir", str(model_dir), *onnx, "--out", str(handed)]
+    )
     return {**json.loads(out.read_text()), **json.loads(handed.read_text())}
 
 
@@ -242,6 +262,39 @@ def test_champion_moves_only_on_higher_or_equal_score(project, small_model):
     import bentoml
 
     assert len(bentoml.models.list("stance-classifier")) == 4
+
+
+def test_store_serves_the_champions_onnx_export(project, small_model):
+    """The hand-off stores the ONNX directory: the new model's own when it wins, the
+    champion's, fetched from its MLflow run, when it loses; torch weights only for a
+    champion whose run has no ONNX export."""
+    from serving.store import load_model
+
+    def served(tag: str) -> tuple[str, str, str]:
+        path, metadata = load_model(tag)
+        config = json.loads((path / "inference.json").read_text())
+        assert (metadata["backend"], metadata["precision"]) == (
+            config["backend"],
+            config["precision"],
+        )
+        assert not list(path.glob("*.safetensors")) or config["backend"] == "torch"
+        return (path / "candidate.txt").read_text(), config["backend"], config["precision"]
+
+    # A champion from before the export stage: no ONNX in its run, torch is stored.
+    old_dir, _ = candidate(project, small_model, "old", 0.50)
+    record = register(old_dir, "old")
+    assert served(record["bento_tag"]) == ("old", "torch", "fp32")
+
+    # A better model with its export: its ONNX directory is stored.
+    a_dir, _ = candidate(project, small_model, "a", 0.70, onnx=True)
+    record = register(a_dir, "a", a_dir.parent / "stance-onnx")
+    assert served(record["bento_tag"]) == ("a", "onnx", "int8")
+
+    # A losing model: the champion's ONNX directory comes back from its MLflow run.
+    b_dir, _ = candidate(project, small_model, "b", 0.40, onnx=True)
+    record = register(b_dir, "b", b_dir.parent / "stance-onnx")
+    assert record["alias"] == CHALLENGER
+    assert served(record["bento_tag"]) == ("a", "onnx", "int8")
 
 
 def test_gate_blocks_promotion_and_says_why(project, small_model, tiny):
