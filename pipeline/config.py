@@ -8,6 +8,7 @@ the dotted key (``train.batch_size``), before the stage does any work.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,10 +78,30 @@ def parse_section(raw: Any, section: str, schema: type[T]) -> T:
         raise ConfigError("; ".join(_messages(error, section))) from None
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """YAML 1.2 floats: ``5e-05`` is a number, as DVC reads it.
+
+    `dvc exp run -S train.learning_rate=5e-5` writes ``learning_rate: 5e-05``; PyYAML's
+    YAML 1.1 rules need a dot (``5.0e-05``) and would read it as the string '5e-05'.
+    """
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_params(params_file: Path = PARAMS_FILE) -> dict[str, Any]:
+    """The whole params file, numbers read as DVC reads them (``ParamsLoader``)."""
+    with open(params_file, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=ParamsLoader) or {}
+
+
 def load_section(section: str, schema: type[T], params_file: Path = PARAMS_FILE) -> T:
     """Read ``section`` of ``params_file`` (default: ./params.yaml) into ``schema``."""
-    with open(params_file, encoding="utf-8") as handle:
-        params = yaml.safe_load(handle) or {}
+    params = read_params(params_file)
     if section not in params:
         raise ConfigError(f"params: missing section '{section}' in {params_file}")
     return parse_section(params[section], section, schema)

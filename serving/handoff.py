@@ -11,9 +11,12 @@ model directory) are stored instead, and the service reports backend torch. Whil
 no version has passed register's promotion gate there is no champion, and nothing
 is stored. The stored model carries its lineage (MLflow run id, registry name and
 version, training data hash, base model, backend and precision) as metadata, and the
-service loads it by tag ``serving.store.MODEL_NAME``. The champion's registry
-version is then tagged with the backend, precision and size of the directory actually
-stored (pipeline.inference.model_dir_summary), so the registry says what is served.
+service loads it by tag ``serving.store.MODEL_NAME``.
+
+The registry says what serves each version (tags ``backend``, ``precision``,
+``model_size_mb``: pipeline.inference.model_dir_summary): the new version is tagged
+with its own servable directory (the ONNX export, else its torch weights) whether or
+not it won, and the champion with the directory actually stored.
 """
 
 from __future__ import annotations
@@ -71,6 +74,13 @@ def champion_model_dir(record: dict, model_dir: Path, onnx_dir: Path | None) -> 
     return logged_torch_dir(record["champion_run_id"])
 
 
+def tag_served(registered_model: str, version: str, model_dir: Path) -> None:
+    """Tag a registry version with what serves it: backend, precision, model size."""
+    client = MlflowClient()
+    for key, value in model_dir_summary(model_dir).items():
+        client.set_model_version_tag(registered_model, version, key, value)
+
+
 def lineage(record: dict, model_dir: Path) -> dict:
     """What the service reports about the stored model (BentoML metadata values)."""
     params = MlflowClient().get_run(record["champion_run_id"]).data.params
@@ -102,18 +112,16 @@ def main(argv: list[str] | None = None) -> None:
 
     record = json.loads(args.registration.read_text(encoding="utf-8"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    tracking.setup(tracking_params.experiment)
+    name = record["registered_model"]
+    tag_served(name, str(record["version"]), args.onnx_dir or args.model_dir)
     if record["champion_version"] is None:  # no version has passed register's promotion gate
         logger.warning("no champion in the registry: nothing put into the BentoML store")
         args.out.write_text(json.dumps({"bento_tag": None, "registry_version": None}) + "\n")
         return
-    tracking.setup(tracking_params.experiment)
     model_dir = champion_model_dir(record, args.model_dir, args.onnx_dir)
     tag = save_model(model_dir, MODEL_NAME, lineage(record, model_dir))
-    client = MlflowClient()
-    for key, value in model_dir_summary(model_dir).items():
-        client.set_model_version_tag(
-            record["registered_model"], str(record["champion_version"]), key, value
-        )
+    tag_served(name, str(record["champion_version"]), model_dir)
     out = {"bento_tag": tag, "registry_version": str(record["champion_version"])}
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     config = InferenceConfig.load(model_dir)

@@ -48,6 +48,7 @@ from pipeline.inference import (
     pad_batch,
     pair_tokenizer,
 )
+from pipeline.lineage import flatten
 from pipeline.records import LabelledRow, load_labelled
 
 logger = logging.getLogger(__name__)
@@ -425,6 +426,7 @@ def main(argv: list[str] | None = None) -> None:
 
     tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_id=tracking.read_run_id(args.model_dir)):
+        tracking.log_params(flatten(params.model_dump(), "export"))
         mlflow.log_metrics(
             {f"export_{k}": float(v) for k, v in metrics.items() if not isinstance(v, str)}
         )

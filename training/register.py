@@ -10,9 +10,9 @@ which the `handoff` stage (serving/handoff.py) puts into the BentoML model store
 Every version describes itself: a one-line description (seed and validation macro-F1,
 base model, corpus md5) and tags for the key metrics (macro and per-class F1, ECE
 before and after calibration, behaviour pass rates), the corpus and training-data
-md5, git commit, DVC experiment, base model, and the backend, precision and size of
-the model directory it was registered from (its inference.json). This stage's params
-go to the training run, like every stage's.
+md5, git commit, DVC experiment and base model. What serves it (backend, precision,
+size) is added by the `handoff` stage, which owns the servable directory. This stage's
+params go to the training run, like every stage's.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from mlflow.exceptions import MlflowException
 
 from pipeline import tracking
 from pipeline.config import StrictParams, load_section, require
-from pipeline.inference import model_dir_summary
 from pipeline.labels import STANCES
 from pipeline.lineage import flatten, short
 
@@ -147,10 +146,8 @@ def version_tags(
     metrics: dict[str, float],
     params: dict[str, str],
     run_tags: dict[str, str],
-    model_summary: dict[str, str],
 ) -> dict[str, str]:
-    """The registry version's tags: key metrics (4 decimals), lineage, and what runs the
-    model (``model_summary``: pipeline.inference.model_dir_summary)."""
+    """The registry version's tags: key metrics (4 decimals) and lineage."""
     tags = {key: f"{metrics[key]:.4f}" for key in VERSION_METRICS if key in metrics}
     for tag, (kind, key) in RUN_LINEAGE.items():
         value = (params if kind == "p" else run_tags).get(key)
@@ -159,7 +156,7 @@ def version_tags(
     experiment = tracking.dvc_experiment()  # this process runs in the experiment
     if experiment:
         tags[tracking.EXP_TAG] = experiment
-    return tags | model_summary
+    return tags
 
 
 def version_description(metrics: dict[str, float], params: dict[str, str]) -> str:
@@ -190,10 +187,9 @@ def register(
     registered_model: str,
     model_uri: str,
     params: RegisterParams,
-    model_dir: Path,
 ) -> dict:
-    """Register the run's model, describe the version (``model_dir``: the directory it
-    was registered from) and move the right alias; the registration record."""
+    """Register the run's model, describe the version and move the right alias; the
+    registration record."""
     client = MlflowClient()
     metric = params.decision_metric
     run = client.get_run(run_id)
@@ -210,7 +206,7 @@ def register(
     client.update_model_version(
         registered_model, version, description=version_description(metrics, run.data.params)
     )
-    tags = version_tags(metrics, run.data.params, run.data.tags, model_dir_summary(model_dir))
+    tags = version_tags(metrics, run.data.params, run.data.tags)
     for key, value in {**tags, "registration": decision.reason}.items():
         client.set_model_version_tag(registered_model, version, key, value)
     client.set_registered_model_alias(registered_model, decision.alias, version)
@@ -261,7 +257,6 @@ def main(argv: list[str] | None = None) -> None:
         tracking_params.registered_model,
         tracking.logged_model_uri(run_id),
         params,
-        args.model_dir,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")

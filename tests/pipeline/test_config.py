@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.config import ConfigError, load_section, parse_section
+from pipeline.config import ConfigError, StrictParams, load_section, parse_section, read_params
 from pipeline.prepare import PrepareParams
 
 GOOD = {
@@ -59,3 +59,30 @@ def test_load_section_names_the_file_when_the_section_is_missing(tmp_path):
     params_file.write_text("train:\n  seed: 1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"missing section 'prepare' in .*params\.yaml"):
         load_section("prepare", PrepareParams, params_file)
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [
+        ("5e-05", 5e-05),  # what `dvc exp run -S train.learning_rate=5e-5` writes
+        ("1e3", 1000.0),
+        ("1.0e-4", 1.0e-4),
+        ("-2E+2", -200.0),
+        ("0.15", 0.15),
+        ("'5e-05'", "5e-05"),  # quoted: still a string
+        ("5e", "5e"),
+    ],
+)
+def test_numbers_read_as_dvc_reads_them(tmp_path, written, value):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(f"train:\n  learning_rate: {written}\n", encoding="utf-8")
+    assert read_params(params_file)["train"]["learning_rate"] == value
+
+
+def test_exponent_without_a_dot_passes_a_strict_float(tmp_path):
+    class Rate(StrictParams):
+        learning_rate: float
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("train:\n  learning_rate: 5e-05\n", encoding="utf-8")
+    assert load_section("train", Rate, params_file).learning_rate == 5e-05

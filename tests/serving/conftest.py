@@ -141,18 +141,17 @@ def stop_process_group(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def server(served_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a real `bentoml serve` of the tiny model; stopped after the module."""
+@contextlib.contextmanager
+def running(command: list[str], port: int, env: dict, cwd: Path, log_path: Path) -> Iterator[str]:
+    """Start a server process, wait until /readyz answers 200 and yield its base URL;
+    stop its process group (by the pid we started) afterwards."""
     import requests
 
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("server") / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            serve_command(port),
-            cwd=REPO_ROOT,
-            env=server_env(served_home, f"{MODEL_NAME}:latest"),
+            command,
+            cwd=cwd,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group, so teardown reaches the workers
@@ -173,6 +172,24 @@ def server(served_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield url
     finally:
         stop_process_group(process)
+
+
+@pytest.fixture(scope="session")
+def servers():
+    """free_port, server_env and running, for test modules (which cannot import conftest)."""
+    import types
+
+    return types.SimpleNamespace(free_port=free_port, server_env=server_env, running=running)
+
+
+@pytest.fixture(scope="module")
+def server(served_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a real `bentoml serve` of the tiny model; stopped after the module."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    env = server_env(served_home, f"{MODEL_NAME}:latest")
+    with running(serve_command(port), port, env, REPO_ROOT, log_path) as url:
+        yield url
 
 
 @pytest.fixture

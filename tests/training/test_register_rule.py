@@ -360,7 +360,6 @@ def test_version_description_and_tags_from_the_run(monkeypatch):
     params = {"train.base_model": "base-x", "corpus_md5": "0123456789abcdef" * 2 + ".dir"}
     params |= {"train_data_md5": "f" * 32}
     run_tags = {"git_commit": "abc123", "dvc_exp_name": "from-the-run", "model_type": "x"}
-    summary = {"backend": "onnx", "precision": "int8", "model_size_mb": "22.8"}
     assert version_description(metrics, params) == (
         "seed macro-F1 0.812 | validation macro-F1 0.790 | base base-x | corpus 01234567"
     )
@@ -368,7 +367,7 @@ def test_version_description_and_tags_from_the_run(monkeypatch):
         "seed macro-F1 n/a | validation macro-F1 n/a | base n/a | corpus n/a"
     )
     monkeypatch.delenv("DVC_EXP_NAME", raising=False)
-    tags = version_tags(metrics, params, run_tags, summary)
+    tags = version_tags(metrics, params, run_tags)
     assert tags == {
         "seed_macro_f1": "0.8123",
         "validation_macro_f1": "0.7900",
@@ -379,11 +378,10 @@ def test_version_description_and_tags_from_the_run(monkeypatch):
         "base_model": "base-x",
         "git_commit": "abc123",
         "dvc_exp_name": "from-the-run",
-        **summary,
     }
     # registered inside `dvc exp run`: the experiment this process runs in
     monkeypatch.setenv("DVC_EXP_NAME", "exp-now")
-    assert version_tags(metrics, params, run_tags, summary)["dvc_exp_name"] == "exp-now"
+    assert version_tags(metrics, params, run_tags)["dvc_exp_name"] == "exp-now"
 
 
 def test_registered_versions_describe_themselves(project, small_model):
@@ -402,6 +400,7 @@ def test_registered_versions_describe_themselves(project, small_model):
     assert loser.tags["registration"] == "gate passed; seed_macro_f1 0.400 < champion's 0.500"
     assert loser.tags["seed_macro_f1"] == "0.4000"
     assert loser.tags["train_data_md5"] == "md5-of-b"
+    # handoff tagged the loser with its own servable directory (here: torch weights)
     assert (loser.tags["backend"], loser.tags["precision"]) == ("torch", "fp32")
     champion = client.get_model_version(REGISTERED, "1")
     assert champion.tags["registration"] == "gate passed; no champion yet"

@@ -361,11 +361,12 @@ def test_version_describes_itself(run, client, run_id):
     figures |= {f"behaviour_{t}_pass_rate": behaviour[f"{t}_pass_rate"] for t in ("mft", "inv")}
     for key, value in figures.items():
         assert tags[key] == f"{value:.4f}", key
-    model_dir = root / "models/stance"
-    size = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
+    # what serves it, tagged by handoff: the ONNX int8 directory it stored
+    served = root / "models/stance-onnx"
+    size = sum(p.stat().st_size for p in served.rglob("*") if p.is_file())
     assert {k: tags[k] for k in ("backend", "precision", "model_size_mb")} == {
-        "backend": "torch",
-        "precision": "fp32",
+        "backend": "onnx",
+        "precision": "int8",
         "model_size_mb": f"{size / 1e6:.1f}",
     }
     assert tags["corpus_md5"] == corpus_md5
