@@ -320,7 +320,9 @@ class TextWriter(Writer):
         self.out, self.fmt = out, fmt
         self.progress = out.with_name(out.name + PROGRESS_SUFFIX)
         self.done = set()
-        if out.exists():
+        if not out.exists():
+            self.progress.unlink(missing_ok=True)  # left by a run whose OUT was removed
+        else:
             if not out.is_file():
                 raise OutputError(f"{out} exists and is not a file")
             self._cut_to_last_commit()
