@@ -372,7 +372,8 @@ def machine() -> str:
     return (
         f"{cpu}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB RAM, "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
-        f"onnxruntime {onnxruntime.__version__}"
+        f"onnxruntime {onnxruntime.__version__}; load average at start "
+        f"{os.getloadavg()[0]:.1f} (other processes share the cores)"
     )
 
 

@@ -54,14 +54,19 @@ TAG_ENV = "STANCE_MODEL_TAG"
 DEFAULT_TAG = f"{MODEL_NAME}:latest"
 BACKEND_HEADER, PRECISION_HEADER = "X-Stance-Backend", "X-Stance-Precision"
 
-# Adaptive batching of the model endpoint, chosen from measurements on this 2-core
-# machine (scripts/bench_serving.py, ONNX Runtime int8, news-like sentences):
-# MAX_BATCH_SIZE = 128 rows per dispatch; the predictor sorts them by length and
-# runs passes of PREDICT_BATCH_SIZE rows.
+# Adaptive batching of the model endpoint. Provisional values, to be re-chosen from a
+# `make bench` run on a quiet machine (none could be had while this was written):
+# measured model-only on the development model, 640 validation rows, length-sorted
+# passes of 32, with other jobs loading both cores (load average about 4): static
+# int8 338 rows/s, dynamic int8 484, ONNX fp32 199. So a full dispatch of
+# MAX_BATCH_SIZE = 128 rows (four passes of PREDICT_BATCH_SIZE, sorted by length
+# within the dispatch, which pads less than arrival order) takes about 0.4 s.
 MAX_BATCH_SIZE = 128
 PREDICT_BATCH_SIZE = 32
 # The dispatcher's deadline: a request whose estimated wait exceeds it is answered
-# 503 (it is not a batching window; BentoML adapts the window to the traffic).
+# 503 (it is not a batching window; BentoML adapts the window to the traffic). A
+# 100,000-character /score document is up to about 1,000 rows, 3 s at the rate above;
+# 10 s leaves room for it behind other traffic.
 MAX_LATENCY_MS = 10_000
 # Concurrent requests the public service keeps in flight toward the model service
 # (each waits on the batching queue, not on a core).
