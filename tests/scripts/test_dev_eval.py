@@ -108,7 +108,7 @@ def test_main_scores_reports_and_logs(dev_eval, dev_file, project, capsys):
     predicted = [p.stance for p in predictions]
     expected = stance_metrics([g for *_, g in DEV_ROWS], predicted, [a for _, a, _ in DEV_ROWS])
     assert {k: metrics[k] for k in expected} == pytest.approx(expected)
-    assert 0.0 <= metrics["ece"] <= 1.0 and "ece_uncalibrated" in metrics
+    assert {"ece", "ece_uncalibrated"} <= set(metrics)
 
     with open(out_dir / "dev_misclassified.csv", encoding="utf-8") as handle:
         wrong = list(csv.DictReader(handle))
