@@ -49,8 +49,10 @@ def test_stance_balance(rows):
 
 
 def test_actor_balance(rows):
+    """Every actor keeps enough rows to learn from. Real news (realnews-profile.md): japan
+    37%, china 33%, taiwan 17%, us 10%, other 3% of rows; the floors sit at or under."""
     share = shares(r.actor for r in rows)
-    floor = {"japan": 0.15, "china": 0.15, "us": 0.15, "taiwan": 0.05, "other": 0.05}
+    floor = {"japan": 0.15, "china": 0.15, "us": 0.10, "taiwan": 0.05, "other": 0.03}
     assert {a: round(share.get(a, 0), 3) for a in ACTORS if share.get(a, 0) < floor[a]} == {}
 
 
@@ -88,11 +90,11 @@ def test_no_seed_leaks(sentences):
 
 def test_style_variety(rows, sentences):
     """Wire copy dominates, as in real coverage, but not alone: at least five kinds of
-    text (wire, analysis, editorial, state media, explainer, ...) at 3% or more.
+    text (wire, analysis, editorial, state media, explainer, ...) at 2.5% or more.
     Headlines and list fragments are held near zero by the profile test."""
     styled = {(row.sentence, row.style) for row in rows}
     share = {style: n / len(sentences) for style, n in Counter(s for _, s in styled).items()}
-    assert len([s for s, v in share.items() if v >= 0.03]) >= 5, share
+    assert len([s for s, v in share.items() if v >= 0.025]) >= 5, share
     assert share["wire"] <= 0.75, share
 
 
