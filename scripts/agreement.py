@@ -22,6 +22,7 @@ SAMPLES = {
     "round 1 (ca-cf)": "second_annotator.jsonl",
     "rounds 2-3 (cg-cp)": "second_annotator_rounds_2_3.jsonl",
     "round 4 (da-dd)": "second_annotator_round_4.jsonl",
+    "rounds 4b-6 (de-dj, ea-ec)": "second_annotator_rounds_4b_5_6.jsonl",
 }
 
 
