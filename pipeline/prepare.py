@@ -15,13 +15,13 @@ and this stage's params), which `train` and `baseline` put on their MLflow runs.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections import Counter
 from pathlib import Path
 
 from sklearn.model_selection import StratifiedGroupKFold
 
+from pipeline.atomic import write_json
 from pipeline.checks import (
     find_label_conflicts,
     find_leaks,
@@ -32,7 +32,7 @@ from pipeline.checks import (
 from pipeline.config import StrictParams, load_section, require
 from pipeline.lineage import Lineage, dir_md5, flatten
 from pipeline.profile import out_of_tolerance, profile
-from pipeline.records import LabelledRow, load_labelled, write_jsonl
+from pipeline.records import DataError, LabelledRow, load_labelled, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +158,22 @@ def read_allowlist(path: Path | None) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+def load_all(
+    corpus_files: list[Path], seed_labels: Path, allow_skipping: bool
+) -> tuple[list[LabelledRow], list[LabelledRow]]:
+    """The corpus and the seed labels; one DataError listing every problem of both."""
+    loaded, problems = [], []
+    for paths in (corpus_files, seed_labels):
+        try:
+            loaded.append(load_labelled(paths, allow_skipping=allow_skipping))
+        except DataError as error:
+            problems += error.problems
+    if problems:
+        raise DataError(problems)
+    corpus, seeds = loaded
+    return corpus, seeds
+
+
 def prepare(
     corpus_files: list[Path],
     seed_labels: Path,
@@ -165,25 +181,30 @@ def prepare(
     params: PrepareParams,
     allowlist: Path | None = None,
     conflict_allowlist: Path | None = None,
+    lineage: Lineage | None = None,
 ) -> dict:
-    corpus = load_labelled(corpus_files, allow_skipping=params.allow_skipping_invalid_rows)
-    seeds = load_labelled(seed_labels, allow_skipping=params.allow_skipping_invalid_rows)
+    """Validate, check and split; write the splits, the report, the profile and the
+    ``lineage`` record to out_dir. Every check runs before the first file is written,
+    and each file replaces its old version whole (pipeline.atomic): a failed prepare
+    writes nothing."""
+    corpus, seeds = load_all(corpus_files, seed_labels, params.allow_skipping_invalid_rows)
     allowed_conflicts = read_conflict_allowlist(conflict_allowlist) if conflict_allowlist else {}
     checks = check_corpus(corpus, seeds, params, read_allowlist(allowlist), allowed_conflicts)
     train, validation = split_validation(corpus, params.validation_fraction, params.seed)
     splits = {"train": train, "validation": validation, "test": seeds}
-    for name, rows in splits.items():
-        write_jsonl(out_dir / SPLIT_FILES[name], rows)
     report = {"checks": checks, **{name: counts(rows) for name, rows in splits.items()}}
-    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     figures = profile(corpus)
     targets = {key: spec.target for key, spec in params.profile.items()}
     tolerances = {key: spec.tolerance for key, spec in params.profile.items()}
     drift = out_of_tolerance(figures, targets, tolerances)
     for message in drift:
         logger.warning("%s", message)
-    payload = {"corpus": figures, "out_of_tolerance": len(drift)}
-    (out_dir / PROFILE_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    for name, rows in splits.items():
+        write_jsonl(out_dir / SPLIT_FILES[name], rows)
+    write_json(out_dir / REPORT_FILE, report)
+    write_json(out_dir / PROFILE_FILE, {"corpus": figures, "out_of_tolerance": len(drift)})
+    if lineage is not None:
+        lineage.save(out_dir)
     return report
 
 
@@ -200,6 +221,12 @@ def main(argv: list[str] | None = None) -> None:
     corpus_files = sorted(args.corpus_dir.glob("*.jsonl"))
     if not corpus_files:
         raise SystemExit(f"prepare: no *.jsonl files in {args.corpus_dir}")
+    lineage = Lineage(
+        corpus_dir=args.corpus_dir.as_posix(),
+        corpus_md5=dir_md5(args.corpus_dir),
+        corpus_files=sum(1 for path in args.corpus_dir.rglob("*") if path.is_file()),
+        params=flatten(params.model_dump(), "prepare"),
+    )
     report = prepare(
         corpus_files,
         args.seed_labels,
@@ -207,14 +234,8 @@ def main(argv: list[str] | None = None) -> None:
         params,
         args.leakage_allowlist,
         args.consistency_allowlist,
+        lineage,
     )
-    lineage = Lineage(
-        corpus_dir=args.corpus_dir.as_posix(),
-        corpus_md5=dir_md5(args.corpus_dir),
-        corpus_files=sum(1 for path in args.corpus_dir.rglob("*") if path.is_file()),
-        params=flatten(params.model_dump(), "prepare"),
-    )
-    lineage.save(args.out_dir)
     logger.info("corpus %s: md5 %s", lineage.corpus_dir, lineage.corpus_md5)
     for name in SPLIT_FILES:
         logger.info(

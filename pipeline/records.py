@@ -1,7 +1,10 @@
 """The labelled-data contract: one loader for every labelled JSONL file.
 
-Every problem is reported with its file and line; a load fails on any problem unless
-the caller explicitly allows skipping, and even then every skipped row is reported.
+Every problem is reported with its file and line, all of them at once: a line that is
+not UTF-8 or not JSON (a truncated last line says so), not an object, a field missing,
+unknown or of the wrong type or value, an id used twice, a (sentence, actor) pair
+labelled twice. A load fails on any problem unless the caller explicitly allows
+skipping, and even then every skipped row is reported.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from pipeline.atomic import open_replacing
 from pipeline.labels import ACTORS, STANCES
 
 logger = logging.getLogger(__name__)
@@ -61,25 +65,28 @@ class DataError(ValueError):
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        shown = "\n".join(f"  {p}" for p in problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{len(problems)} invalid labelled row(s):\n{shown}{more}")
+        shown = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in labelled data:\n{shown}")
 
 
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
         field = ".".join(str(p) for p in item["loc"]) or "row"
-        parts.append(f"field '{field}': {item['msg']} (got {item.get('input')!r})")
+        got = "" if item["type"] == "missing" else f" (got {item.get('input')!r})"
+        parts.append(f"field '{field}': {item['msg']}{got}")
     return "; ".join(parts)
 
 
 def parse_lines(path: str, data: bytes) -> tuple[list[tuple[int, LabelledRow]], list[Problem]]:
     """Parse JSONL bytes into (line number, row) pairs plus a problem per bad line."""
     rows, problems = [], []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
+        # A file cut off mid-write ends inside its last line, without a newline.
+        truncated = number == len(lines) and not data.endswith(b"\n")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -90,9 +97,10 @@ def parse_lines(path: str, data: bytes) -> tuple[list[tuple[int, LabelledRow]], 
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as error:
-            problems.append(
-                Problem(path, number, f"invalid JSON: {error.msg} (column {error.colno})")
-            )
+            message = f"invalid JSON: {error.msg} (column {error.colno})"
+            if truncated:
+                message += "; the file ends inside this line (truncated?)"
+            problems.append(Problem(path, number, message))
             continue
         if not isinstance(obj, dict):
             problems.append(
@@ -135,6 +143,21 @@ def find_conflicts(located: list[tuple[str, int, LabelledRow]]) -> list[Problem]
     return problems
 
 
+def find_duplicate_ids(located: list[tuple[str, int, LabelledRow]]) -> list[Problem]:
+    """A problem for every row whose id an earlier row already has."""
+    first_seen: dict[str, tuple[str, int]] = {}
+    problems = []
+    for path, line, row in located:
+        if row.id in first_seen:
+            other_path, other_line = first_seen[row.id]
+            problems.append(
+                Problem(path, line, f"duplicate id {row.id!r} (first at {other_path}:{other_line})")
+            )
+        else:
+            first_seen[row.id] = (path, line)
+    return problems
+
+
 def load_labelled(paths: list[Path] | Path, allow_skipping: bool = False) -> list[LabelledRow]:
     """Load and validate labelled JSONL files as one data set.
 
@@ -154,18 +177,19 @@ def load_labelled(paths: list[Path] | Path, allow_skipping: bool = False) -> lis
         rows, bad = parse_lines(str(path), data)
         problems += bad
         located += [(str(path), line, row) for line, row in rows]
+    duplicates = find_duplicate_ids(located)
     conflicts = find_conflicts(located)
-    problems += conflicts
+    problems += duplicates + conflicts
     if problems and not allow_skipping:
         raise DataError(problems)
     for problem in problems:
         logger.warning("skipped: %s", problem)
-    conflicted = {(p.path, p.line) for p in conflicts}
-    return [row for path, line, row in located if (path, line) not in conflicted]
+    # The first row with an id is kept; of a conflicting pair, neither.
+    dropped = {(p.path, p.line) for p in duplicates + conflicts}
+    return [row for path, line, row in located if (path, line) not in dropped]
 
 
 def write_jsonl(path: Path, rows: list[LabelledRow]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
+    with open_replacing(path) as handle:
         for row in rows:
             handle.write(json.dumps(row.model_dump(exclude_none=True), ensure_ascii=False) + "\n")

@@ -129,6 +129,41 @@ def test_invalid_row_fails_unless_skipping_is_allowed(project):
     assert sentences == set(SENTENCES)
 
 
+def test_corrupt_corpus_names_every_problem_and_writes_nothing(project):
+    run("out")  # a good run first: its outs must survive the failed one untouched
+    before = {p.name: p.read_bytes() for p in (project / "out").iterdir()}
+    part_a = project / "corpus" / "part_a.jsonl"
+    text = corpus_lines().splitlines(keepends=True)
+    text[2] = text[2][: len(text[2]) // 2] + "\n"  # line 3: cut in half
+    text[4] = text[4].replace('"doc": "c4"', '"doc": 4')  # line 5: wrong field type
+    text[6] = text[6].replace('"c6-japan"', '"c0-japan"')  # line 7: id of line 1
+    part_a.write_text("".join(text), encoding="utf-8")
+    part_b = project / "corpus" / "part_b.jsonl"
+    part_b.write_text(line(0, "Seoul kept quiet.", "china", "hostile")[:-20], encoding="utf-8")
+    seeds = project / "seeds.jsonl"
+    seeds.write_text(seeds.read_text() + '{"id": "s1", "actor": "china"}\n', encoding="utf-8")
+
+    with pytest.raises(DataError) as caught:
+        run("out")
+    message = str(caught.value)
+    expected = {
+        f"corpus/{part_a.name}:3: invalid JSON",
+        f"corpus/{part_a.name}:5: field 'doc': Input should be a valid string",
+        f"corpus/{part_a.name}:7: duplicate id 'c0-japan' (first at corpus/part_a.jsonl:1)",
+        f"corpus/{part_b.name}:1: invalid JSON",
+        "seeds.jsonl:2: field 'doc': Field required",
+    }
+    assert message.startswith(f"{len(caught.value.problems)} problem(s)")
+    for problem in expected:
+        assert problem in message
+    assert len(caught.value.problems) == len(expected)
+    assert "seeds.jsonl:2: field 'doc': Field required; field 'sentence': Field required" in message
+    assert {p.name: p.read_bytes() for p in (project / "out").iterdir()} == before
+    with pytest.raises(DataError):
+        run("fresh")
+    assert not (project / "fresh").exists()
+
+
 def test_copied_seed_clause_fails_the_stage_and_the_allowlist_admits_set_phrases(project):
     copied = (
         "Trade press noted that Beijing has again halted shipments of Japanese scallops on Monday."
