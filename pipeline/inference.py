@@ -23,6 +23,7 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline.atomic import write_text
 from pipeline.formatting import model_input
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,9 @@ class InferenceConfig(BaseModel):
             raise ValueError(f"{path}: {error}") from None
 
     def save(self, model_dir: str | Path) -> None:
-        (Path(model_dir) / INFERENCE_CONFIG).write_text(
-            self.model_dump_json(indent=2, exclude_none=True) + "\n"
+        write_text(
+            Path(model_dir) / INFERENCE_CONFIG,
+            self.model_dump_json(indent=2, exclude_none=True) + "\n",
         )
 
 

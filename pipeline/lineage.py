@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from pipeline.atomic import write_text
+
 LINEAGE_FILE = "lineage.json"  # beside the prepared splits
 
 
@@ -75,7 +77,7 @@ class Lineage(BaseModel):
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / LINEAGE_FILE
-        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        write_text(path, self.model_dump_json(indent=2) + "\n")
         return path
 
     @classmethod

@@ -20,6 +20,7 @@ from typing import Any
 
 import mlflow
 
+from pipeline.atomic import write_json
 from pipeline.config import StrictParams, require
 from pipeline.lineage import file_md5, short
 
@@ -86,8 +87,7 @@ def git_commit() -> str:
 
 
 def write_run_file(directory: Path, run_id: str, experiment_id: str) -> None:
-    payload = {"run_id": run_id, "experiment_id": experiment_id}
-    (directory / RUN_FILE).write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(directory / RUN_FILE, {"run_id": run_id, "experiment_id": experiment_id})
 
 
 def logged_model_uri(run_id: str) -> str:

@@ -30,6 +30,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from pipeline import tracking
+from pipeline.atomic import write_json
 from pipeline.config import load_section
 from pipeline.inference import INFERENCE_CONFIG, InferenceConfig, model_dir_summary
 from serving.store import MODEL_NAME, save_model
@@ -110,20 +111,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     tracking_params = load_section("mlflow", tracking.MlflowParams)
 
+    tracking.setup(tracking_params.experiment)  # an unreachable server fails before any work
     record = json.loads(args.registration.read_text(encoding="utf-8"))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tracking.setup(tracking_params.experiment)
     name = record["registered_model"]
     tag_served(name, str(record["version"]), args.onnx_dir or args.model_dir)
     if record["champion_version"] is None:  # no version has passed register's promotion gate
         logger.warning("no champion in the registry: nothing put into the BentoML store")
-        args.out.write_text(json.dumps({"bento_tag": None, "registry_version": None}) + "\n")
+        write_json(args.out, {"bento_tag": None, "registry_version": None})
         return
     model_dir = champion_model_dir(record, args.model_dir, args.onnx_dir)
     tag = save_model(model_dir, MODEL_NAME, lineage(record, model_dir))
     tag_served(name, str(record["champion_version"]), model_dir)
     out = {"bento_tag": tag, "registry_version": str(record["champion_version"])}
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(args.out, out)
     config = InferenceConfig.load(model_dir)
     logger.info(
         "BentoML store: %s (registry version %s, %s %s)",

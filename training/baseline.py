@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_section("baseline", BaselineParams)
     tracking_params = load_section("mlflow", tracking.MlflowParams)
+    tracking.setup(tracking_params.experiment)  # an unreachable server fails before any work
 
     train_rows, test_rows = load_labelled(args.train), load_labelled(args.test)
     model = fit_baseline(
@@ -78,7 +79,6 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("baseline seed macro-F1 %.3f", metrics["macro_f1"])
 
     lineage = Lineage.load(args.lineage)
-    tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_name="tfidf-baseline"):
         mlflow.set_tags(tracking.run_tags("tfidf_logreg"))
         mlflow.log_params({f"baseline.{k}": v for k, v in params.model_dump().items()})

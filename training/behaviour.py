@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -37,6 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline import tracking
+from pipeline.atomic import open_replacing, write_json
 from pipeline.config import StrictParams, load_section, require
 from pipeline.inference import Prediction, StancePredictor
 from pipeline.labels import ACTORS
@@ -266,9 +266,8 @@ def pass_rates(results: list[CaseResult]) -> dict[str, float]:
 
 
 def write_results(results: list[CaseResult], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     columns = ["test", "group", "actor", "passed", "expected", "outcome", "sentence", "variant"]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with open_replacing(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for result in results:
@@ -285,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_section("behaviour", BehaviourParams)
     tracking_params = load_section("mlflow", tracking.MlflowParams)
+    tracking.setup(tracking_params.experiment)  # an unreachable server fails before any work
 
     suite = load_suite(args.cases)
     if suite.size() < params.min_cases:
@@ -299,8 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         params.dir_margin,
     )
     metrics = pass_rates(results)
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(args.metrics, metrics)
     write_results(results, args.results)
     for test in TEST_TYPES:
         if f"{test}_cases" in metrics:
@@ -315,7 +314,6 @@ def main(argv: list[str] | None = None) -> None:
     if actors_without_cases:
         logger.warning("no behaviour case for actor(s) %s", actors_without_cases)
 
-    tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_id=tracking.read_run_id(args.model_dir)):
         used = flatten(params.model_dump(), "behaviour")
         tracking.log_params({**used, "behaviour_cases_md5": file_md5(args.cases)})

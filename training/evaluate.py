@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_section("evaluate", EvaluateParams)
     tracking_params = load_section("mlflow", tracking.MlflowParams)
+    tracking.setup(tracking_params.experiment)  # an unreachable server fails before any work
 
     rows = load_labelled(args.test)
     predictions = predict_rows(args.model_dir, rows, params.batch_size)
@@ -66,7 +67,6 @@ def main(argv: list[str] | None = None) -> None:
         metrics["macro_f1"], metrics["accuracy"], metrics["ece"], metrics["ece_uncalibrated"],
     )  # fmt: skip
 
-    tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_id=tracking.read_run_id(args.model_dir)):
         tracking.log_params(flatten(params.model_dump(), "evaluate"))
         records = [row.model_dump() for row in rows]

@@ -23,7 +23,6 @@ fetch the champion's.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import tempfile
@@ -36,6 +35,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from pipeline import tracking
+from pipeline.atomic import replacing, write_json
 from pipeline.config import StrictParams, load_section, require
 from pipeline.inference import (
     INFERENCE_CONFIG,
@@ -234,17 +234,30 @@ def write_servable(
     params: ExportParams,
     calibration_rows: list[tuple[str, str]] | None = None,
 ) -> dict[str, Path]:
-    """out_dir: tokenizer, config.json, the fp32 and int8 .onnx files, inference.json.
+    """out_dir: tokenizer, config.json, the fp32 and int8 .onnx files, inference.json;
+    the paths of the .onnx files.
 
     ``calibration_rows`` ((sentence, actor) training rows, never seeds) set the static
-    activation scales.
+    activation scales. The directory is built beside out_dir and replaces it whole at
+    the end (pipeline.atomic): a failed or killed export leaves the old one.
     """
     source = InferenceConfig.load(model_dir)
     if not (model_dir / MODEL_CONFIG).is_file():
         raise FileNotFoundError(f"{model_dir / MODEL_CONFIG} is missing")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    with replacing(out_dir) as staging:
+        staging.mkdir()
+        build_servable(model_dir, staging, source, params, calibration_rows)
+    return {precision: out_dir / file for precision, file in ONNX_FILES.items()}
+
+
+def build_servable(
+    model_dir: Path,
+    out_dir: Path,
+    source: InferenceConfig,
+    params: ExportParams,
+    calibration_rows: list[tuple[str, str]] | None,
+) -> None:
+    """write_servable's files, into the empty directory out_dir."""
     ignored = shutil.ignore_patterns(*NOT_COPIED)(
         str(model_dir), [p.name for p in model_dir.iterdir()]
     )
@@ -254,7 +267,7 @@ def write_servable(
     paths = {precision: out_dir / file for precision, file in ONNX_FILES.items()}
     started = time.perf_counter()
     export_fp32(model_dir, paths["fp32"], params.opset, source.max_length)
-    logger.info("exported %s in %.1f s", paths["fp32"], time.perf_counter() - started)
+    logger.info("exported %s in %.1f s", paths["fp32"].name, time.perf_counter() - started)
     started = time.perf_counter()
     calibration = None
     if params.quantization == "static":
@@ -264,7 +277,7 @@ def write_servable(
     quantize_int8(paths["fp32"], paths["int8"], params, calibration)
     logger.info(
         "quantised %s (%s) in %.1f s",
-        paths["int8"], params.quantization, time.perf_counter() - started,
+        paths["int8"].name, params.quantization, time.perf_counter() - started,
     )  # fmt: skip
     served: Precision = "int8" if params.serve_precision == "int8" else "fp32"
     InferenceConfig(
@@ -274,7 +287,6 @@ def write_servable(
         precision=served,
         onnx_file=ONNX_FILES[served],
     ).save(out_dir)
-    return paths
 
 
 def gate_figures(
@@ -396,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_section("export", ExportParams)
     tracking_params = load_section("mlflow", tracking.MlflowParams)
+    tracking.setup(tracking_params.experiment)  # an unreachable server fails before any work
 
     sets = {"validation": load_labelled(args.validation), "seed": load_labelled(args.test)}
     calibration = calibration_sample(load_labelled(args.train), params.calibration_rows)
@@ -421,10 +434,8 @@ def main(argv: list[str] | None = None) -> None:
         **flat_metrics(figures, params, sizes),
         **{f"int8_{k}": v for k, v in batching.items()},
     }
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(args.metrics, metrics)
 
-    tracking.setup(tracking_params.experiment)
     with mlflow.start_run(run_id=tracking.read_run_id(args.model_dir)):
         tracking.log_params(flatten(params.model_dump(), "export"))
         mlflow.log_metrics(

@@ -7,7 +7,6 @@ Label metrics (macro-F1, per class, per actor, confusion) and calibration metric
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from sklearn.metrics import (  # noqa: E402
     precision_recall_fscore_support,
 )
 
+from pipeline.atomic import open_replacing, replacing, write_json  # noqa: E402
 from pipeline.labels import ACTORS, STANCES  # noqa: E402
 from training.calibration import uncalibrated  # noqa: E402
 
@@ -70,8 +70,8 @@ def plot_confusion(matrix: list[list[int]], title: str, path: Path) -> None:
             colour = "white" if count > peak / 2 else "black"
             axis.text(j, i, str(count), ha="center", va="center", color=colour)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    with replacing(path) as temp:
+        figure.savefig(temp, dpi=120)
     plt.close(figure)
 
 
@@ -166,8 +166,8 @@ def plot_reliability(curves: dict[str, list[ReliabilityBin]], title: str, path: 
     bottom.set_xlabel("confidence (top score)")
     bottom.set_ylabel("rows")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    with replacing(path) as temp:
+        figure.savefig(temp, dpi=120)
     plt.close(figure)
 
 
@@ -222,13 +222,13 @@ def write_report(
             f"{name}: {set_name}",
             out_dir / f"{name}_reliability.png",
         )
-    (out_dir / f"{name}_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    with open(out_dir / f"{name}_predictions.csv", "w", newline="", encoding="utf-8") as handle:
+    write_json(out_dir / f"{name}_metrics.json", metrics)
+    with open_replacing(out_dir / f"{name}_predictions.csv", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "actor", "actual", "predicted"])
         for row, guess in zip(rows, predicted, strict=True):
             writer.writerow([row.id, row.actor, row.stance, guess])
-    with open(out_dir / f"{name}_misclassified.csv", "w", newline="", encoding="utf-8") as handle:
+    with open_replacing(out_dir / f"{name}_misclassified.csv", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "actor", "gold", "predicted", "confidence", "sentence"])
         for i, (row, guess) in enumerate(zip(rows, predicted, strict=True)):

@@ -18,7 +18,6 @@ params go to the training run, like every stage's.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from pipeline import tracking
+from pipeline.atomic import write_json
 from pipeline.config import StrictParams, load_section, require
 from pipeline.labels import STANCES
 from pipeline.lineage import flatten, short
@@ -258,8 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         tracking.logged_model_uri(run_id),
         params,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out, record)
 
 
 if __name__ == "__main__":

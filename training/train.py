@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import os
-import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -41,6 +39,7 @@ from transformers import (
 )
 
 from pipeline import tracking
+from pipeline.atomic import open_replacing, replacing, write_json
 from pipeline.config import ConfigError, StrictParams, load_section, require
 from pipeline.formatting import model_input
 from pipeline.inference import InferenceConfig
@@ -160,8 +159,7 @@ HISTORY_COLUMNS = ("epoch", *MlflowEpochLogger.NAMES.values())
 def write_history(history: dict[int, dict[str, float]], path: Path) -> None:
     """One row per epoch (the DVC plots file): epoch, train and validation loss, macro-F1;
     a value the epoch did not log is left empty."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with open_replacing(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
         writer.writeheader()
         for epoch in sorted(history):
@@ -240,15 +238,15 @@ def train(
         write_history(epochs.history, history)
         # The best epoch's validation metrics and logits, in validation-row order.
         final = trainer.predict(validation, metric_key_prefix="eval")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    trainer.save_model(str(out_dir))
-    # The Trainer pickles its arguments beside the weights; the artifact does not need them.
-    (out_dir / "training_args.bin").unlink(missing_ok=True)
-    tokenizer.save_pretrained(str(out_dir))
     logits, labels = final.predictions, final.label_ids
     temperature = fit_temperature(logits, labels)
-    InferenceConfig(max_length=params.max_length, temperature=temperature).save(out_dir)
+    # Built beside out_dir, then put in its place whole (pipeline.atomic).
+    with replacing(out_dir) as staging:
+        trainer.save_model(str(staging))
+        # The Trainer pickles its arguments beside the weights; the artifact does not need them.
+        (staging / "training_args.bin").unlink(missing_ok=True)
+        tokenizer.save_pretrained(str(staging))
+        InferenceConfig(max_length=params.max_length, temperature=temperature).save(staging)
     calibration = calibration_report(
         softmax(logits, temperature),
         labels.tolist(),
@@ -333,8 +331,7 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.log_artifact(str(args.reliability_plot))
         log_model(args.out_dir, train_rows[0])
         tracking.write_run_file(args.out_dir, run.info.run_id, experiment_id)
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(args.metrics, metrics)
     logger.info(
         "validation macro-F1 %.3f (run %s)", metrics["validation_macro_f1"], run.info.run_id
     )
