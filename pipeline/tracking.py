@@ -2,7 +2,10 @@
 
 With MLFLOW_TRACKING_URI unset, runs go to a SQLite file and a local artifact folder
 in the project root (both gitignored), so no server is needed. Setting
-MLFLOW_TRACKING_URI points every stage at a tracking server instead.
+MLFLOW_TRACKING_URI points every stage at a tracking server instead; ``setup`` then
+probes it first, so a server that cannot be reached fails the stage in seconds with its
+URI in the message (``TrackingUnavailable``), before the stage does any work, and
+MLflow's own HTTP retries are cut from minutes to seconds (``HTTP_DEFAULTS``).
 
 Also what every run records the same way: its tags (git commit, the DVC experiment
 it belongs to), the params.yaml values of the stages that touch it, and the data it
@@ -17,6 +20,7 @@ import os
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 
@@ -29,6 +33,8 @@ logger = logging.getLogger(__name__)
 LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
 RUN_FILE = "mlflow_run.json"  # written by `train` beside the model: which run to resume
+# Beside the model when `train` could not log everything (training.train_log).
+PENDING_FILE = "mlflow_pending.json"
 LOGGED_MODEL_NAME = "model"  # the pyfunc's name inside each training run
 ONNX_ARTIFACT_DIR = "onnx"  # the servable ONNX directory `export` logs to each training run
 CHAMPION = "champion"  # the registry alias of the served model
@@ -38,6 +44,19 @@ DVC_EXP_ENV, DVC_ROOT_ENV = "DVC_EXP_NAME", "DVC_ROOT"
 EXP_TAG = "dvc_exp_name"  # the run tag (and registry version tag) naming the experiment
 GIT_COMMIT_TAG = "git_commit"
 RERUN_TAG_PREFIX = "rerun."  # a changed param of a stage re-run on an existing run
+# MLflow retries a failed HTTP request 7 times with a backoff factor of 2 and waits up to
+# 120 s for each answer: minutes before a stage learns that its server is gone. The
+# stages use these instead, unless the environment sets them.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+PROBE_TIMEOUT_S = 5  # for the server's first answer to the probe
+
+
+class TrackingUnavailable(RuntimeError):
+    """The configured MLflow tracking server cannot be reached; the message names it."""
 
 
 class MlflowParams(StrictParams):
@@ -60,10 +79,77 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / LOCAL_DB}"
 
 
+def server_uri() -> str | None:
+    """The tracking server's URI (MLFLOW_TRACKING_URI, http or https), if one is set."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    return uri if urlsplit(uri).scheme in ("http", "https") else None
+
+
+def redacted(uri: str) -> str:
+    """The URI without a user name or password in it (for messages)."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    return urlunsplit(
+        parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+    )
+
+
+def server_label() -> str:
+    return (
+        f"MLflow tracking server {redacted(server_uri() or tracking_uri())} (MLFLOW_TRACKING_URI)"
+    )
+
+
+def server_unreachable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the configured tracking server cannot be reached now; None when it answers
+    (or when no server is configured). Any answer below HTTP 500 counts as an answer:
+    a refused login is MLflow's to report, not a missing server."""
+    import requests
+
+    uri = server_uri()
+    if uri is None:
+        return None
+    try:
+        response = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except requests.Timeout:
+        return f"no answer within {timeout:g} s"
+    except requests.ConnectionError as error:
+        text = str(error)
+        for known in ("Connection refused", "Name or service not known", "No route to host"):
+            if known in text:
+                return known.lower()
+        return f"cannot connect: {text}"
+    except requests.RequestException as error:
+        return f"{type(error).__name__}: {error}"
+    if response.status_code >= 500:
+        return f"HTTP {response.status_code} from /health"
+    return None
+
+
+def require_server() -> None:
+    """Raise TrackingUnavailable, naming the URI, if the configured server does not answer."""
+    reason = server_unreachable()
+    if reason is not None:
+        raise TrackingUnavailable(
+            f"{server_label()} is unreachable: {reason}. Start it (or point "
+            f"MLFLOW_TRACKING_URI at a running server, or unset it to log to the embedded "
+            f"store {LOCAL_DB}) and run the stage again."
+        )
+
+
 def setup(experiment: str) -> str:
-    """Point MLflow at the tracking store and make sure the experiment exists; its id."""
+    """Point MLflow at the tracking store and make sure the experiment exists; its id.
+
+    With a tracking server configured, probe it first (TrackingUnavailable, in seconds,
+    when it does not answer) and use ``HTTP_DEFAULTS`` for MLflow's retries.
+    """
     # Read before set_tracking_uri: MLflow exports MLFLOW_TRACKING_URI when it is set.
     local = "MLFLOW_TRACKING_URI" not in os.environ
+    if server_uri() is not None:
+        for name, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        require_server()
     mlflow.set_tracking_uri(tracking_uri())
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:

@@ -58,8 +58,9 @@ BATCH_CHECK_ROWS = 100  # validation rows scored alone and batched (batch depend
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "logits"
 # Copied from the torch directory: everything (config, tokenizer, run id) except the
-# torch weights (the ONNX directory holds no pickle) and inference.json (rewritten).
-NOT_COPIED = ("*.safetensors", "*.bin", "*.pt", "*.pth", INFERENCE_CONFIG)
+# torch weights (the ONNX directory holds no pickle), inference.json (rewritten) and
+# what train could not log to MLflow (training.train_log).
+NOT_COPIED = ("*.safetensors", "*.bin", "*.pt", "*.pth", INFERENCE_CONFIG, tracking.PENDING_FILE)
 
 
 QUANTIZATIONS = ("static", "dynamic")

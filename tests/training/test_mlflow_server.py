@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,51 +51,68 @@ def stop(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[dict]:
-    import requests
+class MlflowServer:
+    """A real `mlflow server` on a loopback port, with its own store; stop() and start()
+    again keep the port and the store, as when a server goes down and comes back."""
 
-    store = tmp_path / "server"
-    store.mkdir()
-    port = free_port()
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{store / 'db.sqlite'}",
-        "--artifacts-destination", str(store / "artifacts"),
-        "--workers", "1",
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    log_path = store / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=store,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: teardown reaches every worker
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
+    def __init__(self, store: Path, port: int):
+        self.store, self.port = store, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = store / "server.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import requests
+
+        command = [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--backend-store-uri", f"sqlite:///{self.store / 'db.sqlite'}",
+            "--artifacts-destination", str(self.store / "artifacts"),
+            "--workers", "1",
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.store,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: teardown reaches every worker
+            )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
-            if process.poll() is not None:
+            if self.process.poll() is not None:
                 pytest.fail(
-                    f"mlflow server exited with {process.returncode}:\n{log_path.read_text()}"
+                    f"mlflow server exited with {self.process.returncode}:\n" + self.log.read_text()
                 )
             if time.monotonic() > deadline:
                 pytest.fail(
-                    f"mlflow server not ready in {READY_TIMEOUT_S}s:\n{log_path.read_text()}"
+                    f"mlflow server not ready in {READY_TIMEOUT_S}s:\n{self.log.read_text()}"
                 )
             with contextlib.suppress(requests.ConnectionError, requests.Timeout):
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
+                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
             time.sleep(0.5)
-        yield {"url": url, "store": store, "log": log_path}
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[MlflowServer]:
+    store = tmp_path / "server"
+    store.mkdir()
+    running = MlflowServer(store, free_port())
+    try:
+        running.start()
+        yield running
     finally:
-        stop(process)
+        running.stop()
 
 
 def test_stages_track_to_server(tiny_project, tiny, server, monkeypatch):
@@ -102,19 +120,19 @@ def test_stages_track_to_server(tiny_project, tiny, server, monkeypatch):
 
     from pipeline.tracking import file_md5
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server["url"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     with tiny.bentoml_store_at(tiny_project / "bentoml"):
         for stage in tiny.stages:
             tiny.run_stage(stage)
             tiny.reset_mlflow()
-            monkeypatch.setenv("MLFLOW_TRACKING_URI", server["url"])
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
 
     # Nothing went to the embedded store.
     assert not (tiny_project / "mlflow.db").exists()
     assert not (tiny_project / "mlartifacts").exists()
     assert not (tiny_project / "mlruns").exists()
 
-    client = MlflowClient(tracking_uri=server["url"])
+    client = MlflowClient(tracking_uri=server.url)
     run_id = json.loads((tiny_project / "models/stance/mlflow_run.json").read_text())["run_id"]
     run = client.get_run(run_id)
     assert run.data.params["train.max_steps"] == "4"
@@ -130,7 +148,7 @@ def test_stages_track_to_server(tiny_project, tiny, server, monkeypatch):
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
     names = {a.path for a in client.list_artifacts(run_id)}
     assert {"seed_confusion.png", "seed_misclassified.csv"} <= names
-    on_disk = {p.name for p in (server["store"] / "artifacts").rglob("*")}
+    on_disk = {p.name for p in (server.store / "artifacts").rglob("*")}
     assert {"seed_confusion.png", "config.json", "MLmodel"} <= on_disk
 
     version = client.get_model_version_by_alias(REGISTERED, "champion")
@@ -146,3 +164,109 @@ def test_stages_track_to_server(tiny_project, tiny, server, monkeypatch):
     assert metadata["mlflow_run_id"] == run_id
     assert metadata["registry_version"] == "1"
     assert metadata["training_data_md5"] == train_md5
+
+
+# ---- faults: the server unreachable during train or register ------------------------
+
+
+def run_stages(tiny, monkeypatch, url: str, *stages: str) -> None:
+    """Run stages in this process with MLFLOW_TRACKING_URI = url (reset after each)."""
+    for stage in stages:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        try:
+            tiny.run_stage(stage)
+        finally:
+            tiny.reset_mlflow()
+
+
+def test_server_down_fails_train_before_training(tiny_project, tiny, server, monkeypatch):
+    from pipeline.tracking import TrackingUnavailable
+
+    run_stages(tiny, monkeypatch, server.url, "prepare")
+    server.stop()
+    for stage in ("train", "baseline"):
+        with pytest.raises(TrackingUnavailable) as raised:
+            run_stages(tiny, monkeypatch, server.url, stage)
+        assert f"MLflow tracking server {server.url} (MLFLOW_TRACKING_URI) is unreachable" in str(
+            raised.value
+        )
+    # Nothing was trained or written: the probe comes before the work.
+    assert not (tiny_project / "models").exists()
+    assert not (tiny_project / "metrics/train.json").exists()
+    assert not (tiny_project / "reports").exists()
+
+
+def test_server_lost_during_training_keeps_the_model_and_register_logs_it_later(
+    tiny_project, tiny, server, monkeypatch, caplog
+):
+    import mlflow
+    from mlflow import MlflowClient
+
+    import training.train
+    from pipeline.lineage import file_md5
+    from pipeline.tracking import TrackingUnavailable
+    from training.train_log import COMPLETED, COMPLETED_TAG, STEPS, TrainLog
+
+    real_train = training.train.train
+
+    def train_then_lose_the_server(*args, **kwargs):
+        result = real_train(*args, **kwargs)
+        server.stop()  # gone after training, before anything after it is logged
+        return result
+
+    run_stages(tiny, monkeypatch, server.url, "prepare")
+    with monkeypatch.context() as patch:
+        patch.setattr(training.train, "train", train_then_lose_the_server)
+        run_stages(tiny, monkeypatch, server.url, "train")  # the stage itself succeeds
+
+    model_dir = tiny_project / "models/stance"
+    weights = file_md5(model_dir / "model.safetensors")
+    run_id = json.loads((model_dir / "mlflow_run.json").read_text())["run_id"]
+    pending = TrainLog.load(model_dir)
+    assert pending.run_id == run_id and pending.unlogged == STEPS
+    assert pending.reason == "connection refused"
+    assert (tiny_project / "metrics/train.json").is_file()
+    warning = next(r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+                   and "stopped answering after training" in r.getMessage())  # fmt: skip
+    assert server.url in warning and run_id in warning
+
+    server.start()  # back: the stages after train go on with the same run
+    run_stages(tiny, monkeypatch, server.url, "evaluate", "behaviour")
+
+    server.stop()  # down again for register: it fails fast, naming the URI, writes nothing
+    with pytest.raises(TrackingUnavailable, match=re.escape(server.url)):
+        run_stages(tiny, monkeypatch, server.url, "register")
+    assert not (tiny_project / "metrics/registration.json").exists()
+
+    server.start()
+    run_stages(tiny, monkeypatch, server.url, "register")
+
+    client = MlflowClient(tracking_uri=server.url)
+    record = json.loads((tiny_project / "metrics/registration.json").read_text())
+    assert (record["run_id"], record["alias"], record["version"]) == (run_id, "champion", "1")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags[COMPLETED_TAG] == COMPLETED
+    assert run.data.metrics["validation_macro_f1"] == pytest.approx(
+        json.loads((tiny_project / "metrics/train.json").read_text())["validation_macro_f1"]
+    )
+    assert client.get_metric_history(run_id, "train_loss")
+    assert "validation_reliability.png" in {a.path for a in client.list_artifacts(run_id)}
+    # Not trained again: one fine-tune run, the same weights on disk and in the registry.
+    experiment = client.get_experiment_by_name("stance-classifier")
+    runs = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'fine-tune'")
+    assert [r.info.run_id for r in runs] == [run_id]
+    assert file_md5(model_dir / "model.safetensors") == weights
+    mlflow.set_tracking_uri(server.url)  # where models:/ URIs resolve (reset on teardown)
+    registered = mlflow.artifacts.download_artifacts(
+        client.get_model_version("stance-classifier", "1").source
+    )
+    tiny.reset_mlflow()
+    (stored,) = Path(registered).glob("artifacts/stance/model.safetensors")
+    assert file_md5(stored) == weights
+    assert not list(Path(registered).glob("artifacts/stance/mlflow_*.json"))
+
+    # A later register does not log train's steps a second time.
+    run_stages(tiny, monkeypatch, server.url, "register")
+    logged = client.search_logged_models([experiment.experiment_id], "name = 'model'")
+    assert [m.source_run_id for m in logged] == [run_id]
