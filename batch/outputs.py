@@ -390,7 +390,10 @@ class ParquetWriter(Writer):
     def __init__(self, out: Path, model: ModelInfo, part_rows: int = 20_000):
         self.out, self.part_rows = out, part_rows
         self.buffer: list[dict] = []
-        self.run = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        # Parts are read in name order: a run's name must sort after every earlier run's,
+        # also when a resumed run starts within the same second (nanoseconds, then a
+        # random tail against clock ties).
+        self.run = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         self.sequence = 0
         self.done = set()
         if out.exists():
