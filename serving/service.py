@@ -25,24 +25,31 @@ annotations``): BentoML builds the request schemas from them.
 import logging
 import os
 import threading
+from typing import get_args
 
 import bentoml
 from bentoml._internal.configuration.containers import BentoMLContainer
 
-from pipeline.inference import Prediction, StancePredictor
+from pipeline.inference import Backend, Precision, Prediction, StancePredictor
 from pipeline.labels import ACTORS, STANCES
 from serving import scoring
+from serving.contract import ContractMiddleware, openapi_document
 from serving.schemas import (
+    MAX_BODY_BYTES,
     MAX_ITEMS,
     MAX_SENTENCE_CHARS,
     MAX_TEXT_CHARS,
     ActorFilter,
     ActorStance,
     ClassifyItems,
+    ClassifyRequest,
+    ClassifyResponse,
     Document,
     Limits,
+    MetadataRequest,
     ModelRef,
     Row,
+    ScoreRequest,
     ScoreResponse,
     ServiceMetadata,
 )
@@ -84,7 +91,10 @@ def model_served_apart() -> bool:
 
 def to_prediction(stance: ActorStance) -> Prediction:
     return Prediction(
-        actor=stance.actor, stance=stance.stance, scores=stance.scores, truncated=stance.truncated
+        actor=stance.actor,
+        stance=stance.stance,
+        scores=stance.scores.model_dump(),
+        truncated=stance.truncated,
     )
 
 
@@ -139,6 +149,7 @@ class StanceModel:
                 max_text_chars=MAX_TEXT_CHARS,
                 max_sentence_chars=MAX_SENTENCE_CHARS,
                 max_items=MAX_ITEMS,
+                max_body_bytes=MAX_BODY_BYTES,
             ),
             dominant_stance_rule=scoring.DOMINANT_STANCE_RULE,
         )
@@ -214,8 +225,10 @@ class StanceService:
             ctx.response.headers[BACKEND_HEADER] = self.model_ref.backend
             ctx.response.headers[PRECISION_HEADER] = self.model_ref.precision
 
-    @bentoml.api
-    def classify(self, items: ClassifyItems, ctx: bentoml.Context = None) -> list[ActorStance]:
+    # Each endpoint's input is a request model (unknown keys refused); BentoML passes
+    # its fields as the keyword arguments.
+    @bentoml.api(input_spec=ClassifyRequest)
+    def classify(self, items: ClassifyItems, ctx: bentoml.Context = None) -> ClassifyResponse:
         """Stance of each (sentence, actor) item, in request order.
 
         Rows of concurrent requests (and of /score documents) are merged into shared
@@ -227,22 +240,49 @@ class StanceService:
         predictions = self.predict([(item.sentence, item.actor) for item in items])
         return [scoring.to_actor_stance(prediction) for prediction in predictions]
 
-    @bentoml.api
+    @bentoml.api(input_spec=ScoreRequest)
     def score(
         self, text: Document, actors: ActorFilter = None, ctx: bentoml.Context = None
     ) -> ScoreResponse:
         """Split a document into sentences and score each actor detected in each.
 
-        ``actors`` (optional) restricts scoring to those actors, still only in the
-        sentences that mention them. The summary gives, per actor, the number of
-        scored sentences, mean scores and the dominant stance (argmax of the means).
+        ``actors`` (optional; null is the same as omitted) restricts scoring to those
+        actors, still only in the sentences that mention them. The summary gives, per
+        actor, the number of scored sentences, mean scores and the dominant stance
+        (argmax of the means).
         """
         self._report_backend(ctx)
         sentences, summary = scoring.score_document(self, text, actors, batch_size=0)
         return ScoreResponse(sentences=sentences, summary=summary, model=self.model_ref)
 
-    @bentoml.api(route="/metadata")
+    @bentoml.api(route="/metadata", input_spec=MetadataRequest)
     def metadata(self, ctx: bentoml.Context = None) -> ServiceMetadata:
         """The served model's identity, lineage, backend and precision, labels and limits."""
         self._report_backend(ctx)
         return self.service_metadata
+
+
+SUCCESS_HEADERS = {
+    BACKEND_HEADER: {
+        "description": "what ran the model",
+        "schema": {"type": "string", "enum": list(get_args(Backend))},
+    },
+    PRECISION_HEADER: {
+        "description": "the served model's weights",
+        "schema": {"type": "string", "enum": list(get_args(Precision))},
+    },
+}
+
+
+def service_openapi_document() -> dict:
+    """The public service's OpenAPI document (served at /docs.json)."""
+    return openapi_document(StanceService, SUCCESS_HEADERS, MAX_BODY_BYTES)
+
+
+# Byte limit and Content-Type before BentoML reads a body; the contract's document.
+StanceService.add_asgi_middleware(
+    ContractMiddleware,
+    document=service_openapi_document,
+    endpoints=[api.route for api in StanceService.apis.values()],
+    max_body_bytes=MAX_BODY_BYTES,
+)

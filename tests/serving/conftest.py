@@ -176,10 +176,31 @@ def running(command: list[str], port: int, env: dict, cwd: Path, log_path: Path)
 
 @pytest.fixture(scope="session")
 def servers():
-    """free_port, server_env and running, for test modules (which cannot import conftest)."""
+    """free_port, serve_command, server_env, running and stop_process_group, for test
+    modules (which cannot import conftest)."""
     import types
 
-    return types.SimpleNamespace(free_port=free_port, server_env=server_env, running=running)
+    return types.SimpleNamespace(
+        free_port=free_port,
+        serve_command=serve_command,
+        server_env=server_env,
+        running=running,
+        stop_process_group=stop_process_group,
+    )
+
+
+@pytest.fixture(scope="session")
+def served_home_without_lineage(
+    tmp_path_factory: pytest.TempPathFactory, tiny_onnx_dir: Path, store_at
+) -> Path:
+    """A BentoML home holding the tiny ONNX model saved with no metadata, as a model put
+    in the store by hand would be: /metadata then answers null for the lineage fields."""
+    from serving.store import save_model
+
+    home = tmp_path_factory.mktemp("served-bare") / "bentoml"
+    with store_at(home):
+        save_model(tiny_onnx_dir, MODEL_NAME, {})
+    return home
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,10 @@ def test_classify_keeps_order_and_returns_distributions(service: StanceService) 
 
     assert [r.actor for r in results] == ["china", "japan", "us"]
     for result in results:
-        assert list(result.scores) == list(STANCES)
-        assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
-        assert result.stance == max(result.scores, key=result.scores.get)
+        scores = result.scores.model_dump()
+        assert list(scores) == list(STANCES)
+        assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
+        assert result.stance == max(scores, key=scores.get)
         assert result.truncated is False
 
 
@@ -48,7 +49,7 @@ def test_classify_flags_a_sentence_longer_than_max_tokens(service: StanceService
         ]
     )
     assert short.truncated is False and truncated.truncated is True
-    assert sum(truncated.scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(truncated.scores.model_dump().values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_score_reports_the_model_lineage(service: StanceService, model_metadata: dict) -> None:
@@ -91,7 +92,7 @@ def test_model_reference_reports_backend_and_precision(
     for ref in (onnx_service.metadata().model, onnx_service.score("China protested.", None).model):
         assert (ref.backend, ref.precision) == ("onnx", "int8")
     (result,) = onnx_service.classify([ClassifyItem(sentence="China protested.", actor="china")])
-    assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(result.scores.model_dump().values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_startup_fails_clearly_on_an_empty_store(
