@@ -105,15 +105,24 @@ def add_component(name: str, schema: dict[str, Any], components: dict[str, Any])
 
 
 def model_schema(model: Any, mode: str, components: dict[str, Any]) -> dict[str, Any]:
-    """The JSON schema of a pydantic model (or a BentoML IO descriptor built on one)."""
+    """The JSON schema of a pydantic model (or a BentoML IO descriptor built on one): a
+    reference to its component, or inline for a list."""
     schema = collect_schema(
         model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode), components
     )
-    # BentoML wraps the declared type in a subclass named <type>IODescriptor.
-    if "title" in schema:
-        schema["title"] = schema["title"].removesuffix("IODescriptor")
     schema.pop("root_input", None)
-    return schema
+    if schema.get("type") != "object":
+        return schema
+    # BentoML wraps the declared type in a subclass named <type>IODescriptor.
+    name = schema["title"] = schema["title"].removesuffix("IODescriptor")
+    add_component(name, schema, components)
+    return {"$ref": REF_TEMPLATE.format(model=name)}
+
+
+def resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """The component a ``$ref`` schema points at (the schema itself otherwise)."""
+    ref = schema.get("$ref")
+    return components[ref.rsplit("/", 1)[1]] if ref else schema
 
 
 def json_content(schema: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +157,7 @@ def openapi_document(
         operation = document["paths"][api.route]["post"]
         operation["description"] = inspect.cleandoc(api.doc or "")
         operation["requestBody"] = {
-            "required": bool(request.get("required")),
+            "required": bool(resolve(request, components).get("required")),
             "description": f"JSON (Content-Type: {JSON_MEDIA_TYPE}), at most "
             f"{max_body_bytes:,} bytes",
             "content": json_content(request),

@@ -22,13 +22,17 @@ Annotations are evaluated at decoration time (no ``from __future__ import
 annotations``): BentoML builds the request schemas from them.
 """
 
+import ctypes
 import logging
 import os
+import signal
+import sys
 import threading
 from typing import get_args
 
 import bentoml
 from bentoml._internal.configuration.containers import BentoMLContainer
+from bentoml._internal.context import server_context
 
 from pipeline.inference import Backend, Precision, Prediction, StancePredictor
 from pipeline.labels import ACTORS, STANCES
@@ -58,6 +62,11 @@ from serving.store import MODEL_NAME, load_model, resolve_tag
 logger = logging.getLogger(__name__)
 
 TAG_ENV = "STANCE_MODEL_TAG"
+# BentoML calls a dependency with pickled requests, and only a public ("main") server
+# refuses that content type. The model service is safe because it listens on a Unix
+# socket in a private (0700) temporary directory; this variable would move it to a
+# TCP port on 127.0.0.1, where any local user could send it a pickle.
+NO_UDS_ENV = "BENTOML_NO_UDS"
 DEFAULT_TAG = f"{MODEL_NAME}:latest"
 BACKEND_HEADER, PRECISION_HEADER = "X-Stance-Backend", "X-Stance-Precision"
 
@@ -89,6 +98,22 @@ def model_served_apart() -> bool:
     return StanceModel.name in BentoMLContainer.remote_runner_mapping.get()
 
 
+def die_with_the_server() -> None:
+    """Under `bentoml serve`, end this worker process when the server process ends.
+
+    The server (a circus arbiter) stops its workers when it is stopped; killed with
+    SIGKILL it cannot, and its workers lived on as orphans, still holding the port
+    and answering with the old model beside any restarted server. Linux's
+    PR_SET_PDEATHSIG has the kernel kill the worker with its parent. Workers only
+    (BentoML sets a worker index there); nothing in process.
+    """
+    if server_context.worker_index is None or not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    if ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL) != 0:
+        logger.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+
+
 def to_prediction(stance: ActorStance) -> Prediction:
     return Prediction(
         actor=stance.actor,
@@ -118,7 +143,17 @@ class StanceModel:
         """Fail `bentoml serve` before workers start when the store lacks the model."""
         resolve_tag(model_tag())
 
+    @bentoml.on_deployment
+    def check_model_socket_is_private() -> None:
+        """Fail `bentoml serve` when the model service would take pickles over TCP."""
+        if NO_UDS_ENV in os.environ:
+            raise RuntimeError(
+                f"{NO_UDS_ENV} is set: the model service would accept pickled requests on "
+                "a TCP port; unset it (the service needs Unix sockets)"
+            )
+
     def __init__(self) -> None:
+        die_with_the_server()
         # Pin `latest` to one version first, so the weights and the metadata we
         # report cannot come from two different saves.
         tag = resolve_tag(model_tag())
@@ -187,6 +222,7 @@ class StanceService:
         resolve_tag(model_tag())
 
     def __init__(self) -> None:
+        die_with_the_server()
         # Under `bentoml serve`, `self.model` is the client of the StanceModel process
         # (resolved once per class; the server opens it). In process, bentoml.depends
         # would also build the model once per class; a StanceModel made here reads the

@@ -112,3 +112,26 @@ def test_startup_refuses_a_model_with_other_labels(
     monkeypatch.setenv(TAG_ENV, save_model(model_dir, "binary", {}))
     with pytest.raises(RuntimeError, match="expected the stances"):
         StanceService()
+
+
+def test_a_stored_model_with_only_pickle_weights_is_refused(
+    bentoml_home: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weights are loaded from safetensors (or ONNX) only: a pickle can run code."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_model_dir, pickled)
+    weights = load_file(pickled / "model.safetensors")
+    (pickled / "model.safetensors").unlink()
+    torch.save(weights, pickled / "pytorch_model.bin")
+    monkeypatch.setenv(TAG_ENV, save_model(pickled, "pickled", {}))
+
+    with pytest.raises(FileNotFoundError) as refused:
+        StanceService()
+    message = str(refused.value)
+    assert "no model.safetensors" in message and "pytorch_model.bin" in message
+    assert "never loaded" in message
