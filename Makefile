@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM := false
 PORT ?= 3000
 
 .PHONY: all setup repro test lint serve mlflow-ui actor-report bench-repro dev-eval bench \
-	compare bento serve-bento mlflow-screenshot bench-batch
+	compare bento serve-bento mlflow-screenshot bench-batch load
 
 all: setup repro
 
@@ -58,6 +58,13 @@ bench-repro:
 # service end to end, cost growth. Needs `dvc repro` first; prints a Markdown table.
 bench:
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/bench_serving.py
+
+# Sustained load (scripts/load.py): 16 clients, 10,000 mixed /classify and /score requests
+# over loopback; latency percentiles, throughput, the service's memory at start and end.
+# Starts `bentoml serve` with the store's model on a free port, or `make load URL=...`.
+URL ?=
+load:
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/load.py $(if $(strip $(URL)),--url $(URL))
 
 # Registered versions side by side (scripts/compare_versions.py): champion vs the newest
 # other version by default; `make compare VERSIONS="3 5"` for others.

@@ -210,15 +210,40 @@ class LogitsBackend(Protocol):
     def logits(self, inputs: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
+# The torch weights a model directory may hold: safetensors only. A pickle file
+# (pytorch_model.bin, *.pt) can run code when loaded, so it is never read.
+SAFETENSORS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+def check_safetensors(model_dir: Path) -> None:
+    """FileNotFoundError unless ``model_dir`` has safetensors weights (pickles are refused)."""
+    if any((model_dir / name).is_file() for name in SAFETENSORS_WEIGHTS):
+        return
+    pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    found = f"; it has {', '.join(pickles)}, pickle files that are never loaded" if pickles else ""
+    raise FileNotFoundError(
+        f"{model_dir} has no {SAFETENSORS_WEIGHTS[0]}{found}: the torch backend loads "
+        "safetensors weights only (train saves them; ONNX models name their onnx_file)"
+    )
+
+
 class TorchBackend:
-    """The Hugging Face torch model (fp32); torch uses its own default thread count."""
+    """The Hugging Face torch model (fp32); torch uses its own default thread count.
+
+    Weights come from safetensors only (``check_safetensors``, and
+    ``use_safetensors=True`` so transformers never falls back to a pickle).
+    """
 
     def __init__(self, model_dir: Path):
         import torch
         from transformers import AutoModelForSequenceClassification
 
+        check_safetensors(model_dir)
         self._torch = torch
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, use_safetensors=True
+        )
         self.model.eval()
         accepted = inspect.signature(self.model.forward).parameters
         self.input_names = [

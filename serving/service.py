@@ -22,27 +22,38 @@ Annotations are evaluated at decoration time (no ``from __future__ import
 annotations``): BentoML builds the request schemas from them.
 """
 
+import ctypes
 import logging
 import os
+import signal
+import sys
 import threading
+from typing import get_args
 
 import bentoml
 from bentoml._internal.configuration.containers import BentoMLContainer
+from bentoml._internal.context import server_context
 
-from pipeline.inference import Prediction, StancePredictor
+from pipeline.inference import Backend, Precision, Prediction, StancePredictor
 from pipeline.labels import ACTORS, STANCES
 from serving import scoring
+from serving.contract import ContractMiddleware, openapi_document
 from serving.schemas import (
+    MAX_BODY_BYTES,
     MAX_ITEMS,
     MAX_SENTENCE_CHARS,
     MAX_TEXT_CHARS,
     ActorFilter,
     ActorStance,
     ClassifyItems,
+    ClassifyRequest,
+    ClassifyResponse,
     Document,
     Limits,
+    MetadataRequest,
     ModelRef,
     Row,
+    ScoreRequest,
     ScoreResponse,
     ServiceMetadata,
 )
@@ -51,6 +62,11 @@ from serving.store import MODEL_NAME, load_model, resolve_tag
 logger = logging.getLogger(__name__)
 
 TAG_ENV = "STANCE_MODEL_TAG"
+# BentoML calls a dependency with pickled requests, and only a public ("main") server
+# refuses that content type. The model service is safe because it listens on a Unix
+# socket in a private (0700) temporary directory; this variable would move it to a
+# TCP port on 127.0.0.1, where any local user could send it a pickle.
+NO_UDS_ENV = "BENTOML_NO_UDS"
 DEFAULT_TAG = f"{MODEL_NAME}:latest"
 BACKEND_HEADER, PRECISION_HEADER = "X-Stance-Backend", "X-Stance-Precision"
 
@@ -82,9 +98,28 @@ def model_served_apart() -> bool:
     return StanceModel.name in BentoMLContainer.remote_runner_mapping.get()
 
 
+def die_with_the_server() -> None:
+    """Under `bentoml serve`, end this worker process when the server process ends.
+
+    The server (a circus arbiter) stops its workers when it is stopped; killed with
+    SIGKILL it cannot, and its workers lived on as orphans, still holding the port
+    and answering with the old model beside any restarted server. Linux's
+    PR_SET_PDEATHSIG has the kernel kill the worker with its parent. Workers only
+    (BentoML sets a worker index there); nothing in process.
+    """
+    if server_context.worker_index is None or not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    if ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL) != 0:
+        logger.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+
+
 def to_prediction(stance: ActorStance) -> Prediction:
     return Prediction(
-        actor=stance.actor, stance=stance.stance, scores=stance.scores, truncated=stance.truncated
+        actor=stance.actor,
+        stance=stance.stance,
+        scores=stance.scores.model_dump(),
+        truncated=stance.truncated,
     )
 
 
@@ -108,7 +143,17 @@ class StanceModel:
         """Fail `bentoml serve` before workers start when the store lacks the model."""
         resolve_tag(model_tag())
 
+    @bentoml.on_deployment
+    def check_model_socket_is_private() -> None:
+        """Fail `bentoml serve` when the model service would take pickles over TCP."""
+        if NO_UDS_ENV in os.environ:
+            raise RuntimeError(
+                f"{NO_UDS_ENV} is set: the model service would accept pickled requests on "
+                "a TCP port; unset it (the service needs Unix sockets)"
+            )
+
     def __init__(self) -> None:
+        die_with_the_server()
         # Pin `latest` to one version first, so the weights and the metadata we
         # report cannot come from two different saves.
         tag = resolve_tag(model_tag())
@@ -139,6 +184,7 @@ class StanceModel:
                 max_text_chars=MAX_TEXT_CHARS,
                 max_sentence_chars=MAX_SENTENCE_CHARS,
                 max_items=MAX_ITEMS,
+                max_body_bytes=MAX_BODY_BYTES,
             ),
             dominant_stance_rule=scoring.DOMINANT_STANCE_RULE,
         )
@@ -176,6 +222,7 @@ class StanceService:
         resolve_tag(model_tag())
 
     def __init__(self) -> None:
+        die_with_the_server()
         # Under `bentoml serve`, `self.model` is the client of the StanceModel process
         # (resolved once per class; the server opens it). In process, bentoml.depends
         # would also build the model once per class; a StanceModel made here reads the
@@ -214,8 +261,10 @@ class StanceService:
             ctx.response.headers[BACKEND_HEADER] = self.model_ref.backend
             ctx.response.headers[PRECISION_HEADER] = self.model_ref.precision
 
-    @bentoml.api
-    def classify(self, items: ClassifyItems, ctx: bentoml.Context = None) -> list[ActorStance]:
+    # Each endpoint's input is a request model (unknown keys refused); BentoML passes
+    # its fields as the keyword arguments.
+    @bentoml.api(input_spec=ClassifyRequest)
+    def classify(self, items: ClassifyItems, ctx: bentoml.Context = None) -> ClassifyResponse:
         """Stance of each (sentence, actor) item, in request order.
 
         Rows of concurrent requests (and of /score documents) are merged into shared
@@ -227,22 +276,49 @@ class StanceService:
         predictions = self.predict([(item.sentence, item.actor) for item in items])
         return [scoring.to_actor_stance(prediction) for prediction in predictions]
 
-    @bentoml.api
+    @bentoml.api(input_spec=ScoreRequest)
     def score(
         self, text: Document, actors: ActorFilter = None, ctx: bentoml.Context = None
     ) -> ScoreResponse:
         """Split a document into sentences and score each actor detected in each.
 
-        ``actors`` (optional) restricts scoring to those actors, still only in the
-        sentences that mention them. The summary gives, per actor, the number of
-        scored sentences, mean scores and the dominant stance (argmax of the means).
+        ``actors`` (optional; null is the same as omitted) restricts scoring to those
+        actors, still only in the sentences that mention them. The summary gives, per
+        actor, the number of scored sentences, mean scores and the dominant stance
+        (argmax of the means).
         """
         self._report_backend(ctx)
         sentences, summary = scoring.score_document(self, text, actors, batch_size=0)
         return ScoreResponse(sentences=sentences, summary=summary, model=self.model_ref)
 
-    @bentoml.api(route="/metadata")
+    @bentoml.api(route="/metadata", input_spec=MetadataRequest)
     def metadata(self, ctx: bentoml.Context = None) -> ServiceMetadata:
         """The served model's identity, lineage, backend and precision, labels and limits."""
         self._report_backend(ctx)
         return self.service_metadata
+
+
+SUCCESS_HEADERS = {
+    BACKEND_HEADER: {
+        "description": "what ran the model",
+        "schema": {"type": "string", "enum": list(get_args(Backend))},
+    },
+    PRECISION_HEADER: {
+        "description": "the served model's weights",
+        "schema": {"type": "string", "enum": list(get_args(Precision))},
+    },
+}
+
+
+def service_openapi_document() -> dict:
+    """The public service's OpenAPI document (served at /docs.json)."""
+    return openapi_document(StanceService, SUCCESS_HEADERS, MAX_BODY_BYTES)
+
+
+# Byte limit and Content-Type before BentoML reads a body; the contract's document.
+StanceService.add_asgi_middleware(
+    ContractMiddleware,
+    document=service_openapi_document,
+    endpoints=[api.route for api in StanceService.apis.values()],
+    max_body_bytes=MAX_BODY_BYTES,
+)

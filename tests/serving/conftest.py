@@ -141,13 +141,14 @@ def stop_process_group(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
-@contextlib.contextmanager
-def running(command: list[str], port: int, env: dict, cwd: Path, log_path: Path) -> Iterator[str]:
-    """Start a server process, wait until /readyz answers 200 and yield its base URL;
-    stop its process group (by the pid we started) afterwards."""
+def start_server(
+    command: list[str], port: int, env: dict, cwd: Path, log_path: Path
+) -> subprocess.Popen:
+    """Start a server process in its own process group and wait until /readyz answers
+    200; a server that exits or is not ready in time is stopped and fails the test."""
     import requests
 
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
             command,
             cwd=cwd,
@@ -167,19 +168,52 @@ def running(command: list[str], port: int, env: dict, cwd: Path, log_path: Path)
             # The socket is bound before the worker is up: early probes may hang or be refused.
             with contextlib.suppress(requests.ConnectionError, requests.Timeout):
                 if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
+                    return process
             time.sleep(0.5)
-        yield url
+    except BaseException:
+        stop_process_group(process)
+        raise
+
+
+@contextlib.contextmanager
+def running(command: list[str], port: int, env: dict, cwd: Path, log_path: Path) -> Iterator[str]:
+    """Start a server process, wait until /readyz answers 200 and yield its base URL;
+    stop its process group (by the pid we started) afterwards."""
+    process = start_server(command, port, env, cwd, log_path)
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
         stop_process_group(process)
 
 
 @pytest.fixture(scope="session")
 def servers():
-    """free_port, server_env and running, for test modules (which cannot import conftest)."""
+    """free_port, serve_command, server_env, running, start_server and
+    stop_process_group, for test modules (which cannot import conftest)."""
     import types
 
-    return types.SimpleNamespace(free_port=free_port, server_env=server_env, running=running)
+    return types.SimpleNamespace(
+        free_port=free_port,
+        serve_command=serve_command,
+        server_env=server_env,
+        running=running,
+        start_server=start_server,
+        stop_process_group=stop_process_group,
+    )
+
+
+@pytest.fixture(scope="session")
+def served_home_without_lineage(
+    tmp_path_factory: pytest.TempPathFactory, tiny_onnx_dir: Path, store_at
+) -> Path:
+    """A BentoML home holding the tiny ONNX model saved with no metadata, as a model put
+    in the store by hand would be: /metadata then answers null for the lineage fields."""
+    from serving.store import save_model
+
+    home = tmp_path_factory.mktemp("served-bare") / "bentoml"
+    with store_at(home):
+        save_model(tiny_onnx_dir, MODEL_NAME, {})
+    return home
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import requests
+import schemathesis
 
 from pipeline.labels import ACTORS, STANCES
 from pipeline.records import load_labelled
+from serving.schemas import MAX_BODY_BYTES, MAX_ITEMS, MAX_SENTENCE_CHARS, MAX_TEXT_CHARS
 from training.evaluate import predict_rows
 from training.metrics import stance_metrics
 
@@ -19,6 +21,20 @@ TIMEOUT = 60
 
 def post(url: str, body: object) -> requests.Response:
     return requests.post(url, json=body, timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def documented(server: str):
+    """Checks a response against the server's own /docs.json (status, headers, body),
+    as schemathesis's response checks do."""
+    schema = schemathesis.openapi.from_url(f"{server}/docs.json")
+
+    def check(response: requests.Response) -> requests.Response:
+        path = response.request.path_url
+        schema[path][response.request.method].validate_response(response)
+        return response
+
+    return check
 
 
 def assert_distribution(result: dict) -> None:
@@ -39,13 +55,13 @@ def test_bentoml_system_endpoints_stay_available(server: str) -> None:
     assert {"/classify", "/score", "/metadata"} <= set(spec["paths"])
 
 
-def test_classify_returns_one_distribution_per_item_in_order(server: str) -> None:
+def test_classify_returns_one_distribution_per_item_in_order(server: str, documented) -> None:
     places = ["Tokyo", "Beijing", "Washington", "Taipei", "Seoul"]
     items = [
         {"sentence": f"Officials in {place} commented on item {i}.", "actor": actor}
         for i, (actor, place) in enumerate(zip(ACTORS, places, strict=True))
     ]
-    response = post(f"{server}/classify", {"items": items})
+    response = documented(post(f"{server}/classify", {"items": items}))
 
     assert response.status_code == 200
     results = response.json()
@@ -93,9 +109,9 @@ def test_long_sentence_is_scored_truncated_and_flagged(server: str) -> None:
     assert_distribution(flagged)
 
 
-def test_score_returns_sentences_summary_and_model(server: str) -> None:
+def test_score_returns_sentences_summary_and_model(server: str, documented) -> None:
     text = "Beijing summoned Japan's ambassador.\nThe US urged calm. Nobody else spoke."
-    response = post(f"{server}/score", {"text": text})
+    response = documented(post(f"{server}/score", {"text": text}))
 
     assert response.status_code == 200
     body = response.json()
@@ -181,8 +197,8 @@ def test_responses_say_which_backend_and_precision_served_them(server: str) -> N
         assert (body["model"]["backend"], body["model"]["precision"]) == ("onnx", "int8")
 
 
-def test_metadata_endpoint(server: str) -> None:
-    response = requests.post(f"{server}/metadata", timeout=TIMEOUT)
+def test_metadata_endpoint(server: str, documented) -> None:
+    response = documented(requests.post(f"{server}/metadata", timeout=TIMEOUT))
 
     assert response.status_code == 200
     body = response.json()
@@ -194,6 +210,7 @@ def test_metadata_endpoint(server: str) -> None:
         "max_text_chars": 100_000,
         "max_sentence_chars": 10_000,
         "max_items": 256,
+        "max_body_bytes": MAX_BODY_BYTES,
     }
 
 
@@ -249,12 +266,30 @@ BAD_REQUESTS = {
         {"text": "Japan spoke.", "actors": ["us", "us"]},
         ["actors"],
     ),
+    "filter not a list": ("/score", {"text": "Japan spoke.", "actors": {}}, ["actors"]),
+    "misspelt top-level key": (
+        "/score",
+        {"text": "China spoke.", "actor": ["china"]},
+        ["actor"],
+    ),
+    "unknown top-level key": ("/classify", {"items": [ITEM], "verbose": True}, ["verbose"]),
+    "ideographic-space sentence": (
+        "/classify",
+        {"items": [{"sentence": "\u3000\u00a0", "actor": "japan"}]},
+        ["items", 0, "sentence"],
+    ),
+    "metadata with a field": ("/metadata", {"verbose": True}, ["verbose"]),
+    "metadata not an object": ("/metadata", [None, None], []),
 }
 
 
 @pytest.mark.parametrize(("path", "body", "loc"), BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
-def test_bad_input_is_a_400_naming_the_field(server: str, path: str, body: dict, loc: list) -> None:
-    response = post(server + path, body)
+def test_bad_input_is_a_400_naming_the_field(
+    server: str, documented, path: str, body: dict, loc: list
+) -> None:
+    """Each body is a 400 whose body is the documented one (fuzz finding: every 400 broke
+    the published schema, which typed `detail` as a string)."""
+    response = documented(post(server + path, body))
 
     assert response.status_code == 400, response.text
     detail = response.json()["detail"]
@@ -262,16 +297,106 @@ def test_bad_input_is_a_400_naming_the_field(server: str, path: str, body: dict,
     assert all(error["msg"] for error in detail)
 
 
-@pytest.mark.parametrize("raw", ['{"items": [', "not json", '["a list"]'])
-def test_body_that_is_not_a_json_object_is_a_400(server: str, raw: str) -> None:
+@pytest.mark.parametrize("raw", [b'{"items": [', b"not json", b'["a list"]', b"\xff\xfe{}"])
+def test_body_that_is_not_a_json_object_is_a_400(server: str, documented, raw: bytes) -> None:
     response = requests.post(
         f"{server}/classify",
         data=raw,
         headers={"Content-Type": "application/json"},
         timeout=TIMEOUT,
     )
-    assert response.status_code == 400
+    assert documented(response).status_code == 400
     assert response.json()["detail"][0]["type"] in {"json_invalid", "model_type"}
+
+
+def test_no_body_is_a_400_naming_the_required_field_except_for_metadata(
+    server: str, documented
+) -> None:
+    """Fuzz finding: a request with no body was valid by the schema and got 400; now the
+    schema requires the body of /classify and /score, and /metadata takes none."""
+    for path, field in (("/classify", "items"), ("/score", "text")):
+        response = documented(requests.post(server + path, timeout=TIMEOUT))
+        assert response.status_code == 400
+        assert [(e["type"], e["loc"]) for e in response.json()["detail"]] == [("missing", [field])]
+    assert documented(requests.post(f"{server}/metadata", timeout=TIMEOUT)).status_code == 200
+
+
+def test_actors_null_scores_every_actor_as_documented(server: str, documented) -> None:
+    """Fuzz finding: `"actors": null` was served although the schema forbade it; the
+    schema now allows it, with the meaning of an omitted filter."""
+    text = "Beijing summoned Japan's ambassador. The US urged calm."
+    omitted = documented(post(f"{server}/score", {"text": text}))
+    null = documented(post(f"{server}/score", {"text": text, "actors": None}))
+
+    assert null.status_code == omitted.status_code == 200
+    assert null.json() == omitted.json()
+    assert [s["actor"] for s in null.json()["summary"]] == ["japan", "china", "us"]
+
+
+@pytest.mark.parametrize("path", ["/classify", "/score", "/metadata"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data",  # fuzz finding: no boundary -> 500
+        "text/plain",
+        "application/vnd.bentoml+pickle",  # BentoML's own 415 had a list as its body
+        None,  # a body without a Content-Type was read as JSON
+    ],
+)
+def test_a_body_not_declared_json_is_a_415(
+    server: str, documented, path: str, content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    body = b'{"items": [{"sentence": "Japan spoke.", "actor": "japan"}], "text": "Japan."}'
+    response = requests.post(server + path, data=body, headers=headers, timeout=TIMEOUT)
+
+    assert documented(response).status_code == 415
+    assert response.json()["detail"][0]["loc"] == ["header", "content-type"]
+
+
+def test_a_body_over_the_byte_limit_is_a_413_before_parsing(server: str, documented) -> None:
+    over = b" " * (MAX_BODY_BYTES + 1)  # whitespace: valid JSON padding, were it parsed
+    declared = requests.post(
+        f"{server}/score",
+        data=over,
+        headers={"Content-Type": "application/json"},
+        timeout=TIMEOUT,
+    )
+    chunks = (over[i : i + 2**20] for i in range(0, len(over), 2**20))
+    streamed = requests.post(  # a generator body goes chunked: no Content-Length
+        f"{server}/score",
+        data=chunks,
+        headers={"Content-Type": "application/json"},
+        timeout=TIMEOUT,
+    )
+    for response in (declared, streamed):
+        assert documented(response).status_code == 413
+        assert response.json()["detail"][0]["loc"] == ["body"]
+    assert post(f"{server}/score", {"text": "Japan spoke."}).status_code == 200
+
+
+def test_long_inputs_are_served_truncated_never_refused(server: str, documented) -> None:
+    """Sentences far over the model's max tokens, in the largest /classify request and in
+    a /score text at the character limit: 200, each flagged truncated."""
+    sentence = ("Taiwan restated that the strait must remain peaceful and stable. " * 160)[
+        :MAX_SENTENCE_CHARS
+    ]
+    items = [{"sentence": sentence, "actor": ACTORS[i % 5]} for i in range(MAX_ITEMS)]
+    classify = documented(post(f"{server}/classify", {"items": items}))
+    assert classify.status_code == 200
+    assert [r["truncated"] for r in classify.json()] == [True] * MAX_ITEMS
+
+    long = "Taiwan " + "restated that the strait must remain peaceful and stable " * 90
+    lines = [long] + [f"Officials met again on day {day} and said little." for day in range(3000)]
+    text = "\n".join(lines)[:MAX_TEXT_CHARS]
+    assert len(text) == MAX_TEXT_CHARS
+    score = documented(post(f"{server}/score", {"text": text}))
+    assert score.status_code == 200
+    first = score.json()["sentences"][0]
+    assert first["text"] == long.strip() and first["predictions"][0]["truncated"] is True
+    assert score.json()["summary"] == [
+        {**score.json()["summary"][0], "actor": "taiwan", "sentence_count": 1, "truncated_count": 1}
+    ]
 
 
 def test_startup_fails_clearly_when_the_store_is_empty(serve_until_exit, tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def test_summary_is_the_mean_of_scores_and_argmax_of_the_mean() -> None:
     (summary,) = summarise(predictions, STANCES, None)
 
     assert summary.sentence_count == 3 and summary.truncated_count == 1
-    assert summary.mean_scores == pytest.approx(
+    assert summary.mean_scores.model_dump() == pytest.approx(
         scores(hostile=1.2 / 3, hedging=1.5 / 3, neutral=0.1)
     )
     # Two of three sentences are hostile, but the rule is argmax of mean scores.
@@ -103,12 +103,13 @@ def test_real_predictor_scores_sum_to_one_and_flag_truncation(tiny_model_dir: Pa
     assert [p.actor for p in short] == ["china"] and [p.actor for p in long] == ["japan"]
     assert short[0].truncated is False and long[0].truncated is True
     for prediction in short + long:
-        assert set(prediction.scores) == set(STANCES)
-        assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=1e-5)
-        assert prediction.stance == max(prediction.scores, key=prediction.scores.get)
+        scores = prediction.scores.model_dump()
+        assert set(scores) == set(STANCES)
+        assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
+        assert prediction.stance == max(scores, key=scores.get)
     japan = next(s for s in summary if s.actor == "japan")
     assert japan.truncated_count == 1
-    assert sum(japan.mean_scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(japan.mean_scores.model_dump().values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_document_without_content_sentences_scores_nothing() -> None:

@@ -33,9 +33,10 @@ def test_classify_keeps_order_and_returns_distributions(service: StanceService) 
 
     assert [r.actor for r in results] == ["china", "japan", "us"]
     for result in results:
-        assert list(result.scores) == list(STANCES)
-        assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
-        assert result.stance == max(result.scores, key=result.scores.get)
+        scores = result.scores.model_dump()
+        assert list(scores) == list(STANCES)
+        assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
+        assert result.stance == max(scores, key=scores.get)
         assert result.truncated is False
 
 
@@ -48,7 +49,7 @@ def test_classify_flags_a_sentence_longer_than_max_tokens(service: StanceService
         ]
     )
     assert short.truncated is False and truncated.truncated is True
-    assert sum(truncated.scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(truncated.scores.model_dump().values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_score_reports_the_model_lineage(service: StanceService, model_metadata: dict) -> None:
@@ -91,7 +92,7 @@ def test_model_reference_reports_backend_and_precision(
     for ref in (onnx_service.metadata().model, onnx_service.score("China protested.", None).model):
         assert (ref.backend, ref.precision) == ("onnx", "int8")
     (result,) = onnx_service.classify([ClassifyItem(sentence="China protested.", actor="china")])
-    assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(result.scores.model_dump().values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_startup_fails_clearly_on_an_empty_store(
@@ -111,3 +112,26 @@ def test_startup_refuses_a_model_with_other_labels(
     monkeypatch.setenv(TAG_ENV, save_model(model_dir, "binary", {}))
     with pytest.raises(RuntimeError, match="expected the stances"):
         StanceService()
+
+
+def test_a_stored_model_with_only_pickle_weights_is_refused(
+    bentoml_home: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weights are loaded from safetensors (or ONNX) only: a pickle can run code."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_model_dir, pickled)
+    weights = load_file(pickled / "model.safetensors")
+    (pickled / "model.safetensors").unlink()
+    torch.save(weights, pickled / "pytorch_model.bin")
+    monkeypatch.setenv(TAG_ENV, save_model(pickled, "pickled", {}))
+
+    with pytest.raises(FileNotFoundError) as refused:
+        StanceService()
+    message = str(refused.value)
+    assert "no model.safetensors" in message and "pytorch_model.bin" in message
+    assert "never loaded" in message

@@ -1,0 +1,45 @@
+"""scripts/load.py's request plan and figures (the load itself is run by `make load`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from serving.schemas import ClassifyRequest, ScoreRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def load():
+    spec = importlib.util.spec_from_file_location("load", ROOT / "scripts" / "load.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def test_the_plan_is_valid_mixed_varied_and_repeatable(load) -> None:
+    requests = load.plan(400, seed=3)
+
+    assert requests == load.plan(400, seed=3) != load.plan(400, seed=4)
+    for path, body in requests:
+        model = ClassifyRequest if path == "/classify" else ScoreRequest
+        model.model_validate(body)  # every body is one the service accepts
+    classify = [len(body["items"]) for path, body in requests if path == "/classify"]
+    documents = [body["text"] for path, body in requests if path == "/score"]
+    assert 0.5 < len(classify) / len(requests) < 0.8
+    assert min(classify) == 1 and max(classify) > 32
+    assert any("\n" in text for text in documents)
+    lengths = [len(item["sentence"]) for _, b in requests if "items" in b for item in b["items"]]
+    assert min(lengths) < 120 and max(lengths) > 800  # some far over the max tokens
+
+
+def test_percentile_is_the_nearest_rank(load) -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert [load.percentile(values, q) for q in (50, 95, 99, 100)] == [50, 95, 99, 100]
+    assert load.percentile([3.0, 1.0, 2.0], 50) == 2.0
