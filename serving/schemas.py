@@ -173,14 +173,6 @@ class ModelRef(BaseModel):
     precision: Precision = Field(description="weights of the served model: int8 or fp32")
 
 
-class Row(BaseModel):
-    """One (sentence, actor) row for the model service: no length limits (the public
-    endpoints enforce theirs; a /score sentence may exceed the /classify limit)."""
-
-    sentence: str
-    actor: Actor
-
-
 class ScoreResponse(BaseModel):
     sentences: list[ScoredSentence]
     summary: list[ActorSummary]

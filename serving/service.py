@@ -7,16 +7,13 @@ predictions go through pipeline.inference.StancePredictor, the same code path th
 evaluation measures, on the backend and precision the stored model's inference.json
 names (the pipeline stores the ONNX Runtime int8 model).
 
-Two services, because BentoML 1.4 batches only calls that arrive at a batchable
-endpoint over HTTP: its dispatcher sits in the server's endpoint handler
-(``_bentoml_impl/server/app.py``, ``api_endpoint`` -> ``batch_infer``), and a method
-called from another endpoint of the same service runs directly, unbatched.
-``StanceModel`` holds the model behind one batchable endpoint; ``StanceService``, the
-public one, reaches it through ``bentoml.depends``. Under ``bentoml serve`` the
-dependency runs in its own process and is called over a local socket, so rows from
-``/classify`` and ``/score`` requests share one adaptive-batching queue. Created in
-process (tests, notebooks), ``bentoml.depends`` gives a plain ``StanceModel`` whose
-method is called directly.
+One process holds the model. Rows of concurrent ``/classify`` and ``/score`` requests
+share forward passes through serving.batcher.MicroBatcher: one inference thread takes
+whatever is queued whenever it is free, so a lone request is served at once and busy
+periods form large batches. (Until this round a second BentoML service held the model
+behind BentoML's adaptive batching, reached over a local socket; measured on this
+machine that cost a lone sentence 141 ms at p50 and kept 4 clients x 32 sentences at
+152 sentences/s. Figures of both designs: README, `make bench`.)
 
 Annotations are evaluated at decoration time (no ``from __future__ import
 annotations``): BentoML builds the request schemas from them.
@@ -27,16 +24,16 @@ import logging
 import os
 import signal
 import sys
-import threading
 from typing import get_args
 
 import bentoml
-from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml._internal.context import server_context
+from bentoml.exceptions import ServiceUnavailable
 
 from pipeline.inference import Backend, Precision, Prediction, StancePredictor
 from pipeline.labels import ACTORS, STANCES
 from serving import scoring
+from serving.batcher import MicroBatcher, Overloaded
 from serving.contract import ContractMiddleware, openapi_document
 from serving.schemas import (
     MAX_BODY_BYTES,
@@ -44,7 +41,6 @@ from serving.schemas import (
     MAX_SENTENCE_CHARS,
     MAX_TEXT_CHARS,
     ActorFilter,
-    ActorStance,
     ClassifyItems,
     ClassifyRequest,
     ClassifyResponse,
@@ -52,7 +48,6 @@ from serving.schemas import (
     Limits,
     MetadataRequest,
     ModelRef,
-    Row,
     ScoreRequest,
     ScoreResponse,
     ServiceMetadata,
@@ -62,40 +57,26 @@ from serving.store import MODEL_NAME, load_model, resolve_tag
 logger = logging.getLogger(__name__)
 
 TAG_ENV = "STANCE_MODEL_TAG"
-# BentoML calls a dependency with pickled requests, and only a public ("main") server
-# refuses that content type. The model service is safe because it listens on a Unix
-# socket in a private (0700) temporary directory; this variable would move it to a
-# TCP port on 127.0.0.1, where any local user could send it a pickle.
-NO_UDS_ENV = "BENTOML_NO_UDS"
 DEFAULT_TAG = f"{MODEL_NAME}:latest"
 BACKEND_HEADER, PRECISION_HEADER = "X-Stance-Backend", "X-Stance-Precision"
 
-# Adaptive batching of the model endpoint. Provisional values, to be re-chosen from a
-# `make bench` run on a quiet machine (none could be had while this was written):
-# measured model-only on the development model, 640 validation rows, length-sorted
-# passes of 32, with other jobs loading both cores (load average about 4): static
-# int8 338 rows/s, dynamic int8 484, ONNX fp32 199. So a full dispatch of
-# MAX_BATCH_SIZE = 128 rows (four passes of PREDICT_BATCH_SIZE, sorted by length
-# within the dispatch, which pads less than arrival order) takes about 0.4 s.
-MAX_BATCH_SIZE = 128
+# Micro-batching (serving.batcher). MAX_BATCH_ROWS: the most rows one model call takes
+# from the queue (whole requests; a larger request runs alone); the predictor sorts them
+# by length and runs passes of PREDICT_BATCH_SIZE. MAX_QUEUED_ROWS: rows allowed to wait;
+# a request beyond it is answered 503 at once rather than queued without bound.
+# Measured on this machine (ONNX int8, 36-token sentences, one process, 2 cores):
+# passes of 32 run at about 300 rows/s, so a 128-row call takes about 0.4 s and a full
+# queue of 4,096 rows about 14 s, inside the 120 s request timeout with room for a
+# 100,000-character /score document (about 1,000 rows) behind it.
+MAX_BATCH_ROWS = 128
 PREDICT_BATCH_SIZE = 32
-# The dispatcher's deadline: a request whose estimated wait exceeds it is answered
-# 503 (it is not a batching window; BentoML adapts the window to the traffic). A
-# 100,000-character /score document is up to about 1,000 rows, 3 s at the rate above;
-# 10 s leaves room for it behind other traffic.
-MAX_LATENCY_MS = 10_000
-# Concurrent requests the public service keeps in flight toward the model service
-# (each waits on the batching queue, not on a core).
+MAX_QUEUED_ROWS = 4_096
+# Request threads: each parses, waits on the queue (not on a core) and serialises.
 PUBLIC_THREADS = 32
 
 
 def model_tag() -> str:
     return os.environ.get(TAG_ENV, "").strip() or DEFAULT_TAG
-
-
-def model_served_apart() -> bool:
-    """True under `bentoml serve`, where StanceModel runs in a process of its own."""
-    return StanceModel.name in BentoMLContainer.remote_runner_mapping.get()
 
 
 def die_with_the_server() -> None:
@@ -114,46 +95,10 @@ def die_with_the_server() -> None:
         logger.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
 
 
-def to_prediction(stance: ActorStance) -> Prediction:
-    return Prediction(
-        actor=stance.actor,
-        stance=stance.stance,
-        scores=stance.scores.model_dump(),
-        truncated=stance.truncated,
-    )
-
-
-@bentoml.service(
-    # One worker and one inference thread: ONNX Runtime (or torch) already uses every
-    # core for a pass; the dispatcher runs one batch at a time.
-    workers=1,
-    threads=1,
-    traffic={"timeout": 120},
-    # BentoML >= 1.4.31 closes the client session to a dependency every 100 requests
-    # or 300 s, while other requests are still in flight on it: under concurrent load
-    # they fail with "Server disconnected" (bentoml/BentoML#5540, after PR #5522).
-    # Measured here: 108 of 4096 rows failed at 4 clients x 32. Never refresh it.
-    runner_connection={"max_requests": 2**31 - 1, "max_age": 1e9},
-)
-class StanceModel:
-    """The model behind BentoML's adaptive batching; called by StanceService only."""
-
-    @bentoml.on_deployment
-    def check_model_in_store() -> None:
-        """Fail `bentoml serve` before workers start when the store lacks the model."""
-        resolve_tag(model_tag())
-
-    @bentoml.on_deployment
-    def check_model_socket_is_private() -> None:
-        """Fail `bentoml serve` when the model service would take pickles over TCP."""
-        if NO_UDS_ENV in os.environ:
-            raise RuntimeError(
-                f"{NO_UDS_ENV} is set: the model service would accept pickled requests on "
-                "a TCP port; unset it (the service needs Unix sockets)"
-            )
+class LoadedModel:
+    """The stored model's predictor and the description the service publishes."""
 
     def __init__(self) -> None:
-        die_with_the_server()
         # Pin `latest` to one version first, so the weights and the metadata we
         # report cannot come from two different saves.
         tag = resolve_tag(model_tag())
@@ -193,17 +138,9 @@ class StanceModel:
             tag, model_dir, model_ref.backend, model_ref.precision, self.predictor.max_length,
         )  # fmt: skip
 
-    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
-    def predict(self, rows: list[Row]) -> list[ActorStance]:
-        """Stance of each row, in order; BentoML merges concurrent calls into one list."""
-        predictions = self.predictor.predict(
-            [(row.sentence, row.actor) for row in rows], batch_size=PREDICT_BATCH_SIZE
-        )
-        return [scoring.to_actor_stance(prediction) for prediction in predictions]
-
-    @bentoml.api
-    def describe(self) -> ServiceMetadata:
-        return self.service_metadata
+    def predict(self, rows: list[tuple[str, str]]) -> list[Prediction]:
+        """Stance of each (sentence, actor) row, in order (one micro-batch)."""
+        return self.predictor.predict(rows, batch_size=PREDICT_BATCH_SIZE)
 
 
 @bentoml.service(
@@ -214,8 +151,6 @@ class StanceModel:
     traffic={"timeout": 120},
 )
 class StanceService:
-    model = bentoml.depends(StanceModel)
-
     @bentoml.on_deployment
     def check_model_in_store() -> None:
         """Fail `bentoml serve` before workers start when the store lacks the model."""
@@ -223,23 +158,15 @@ class StanceService:
 
     def __init__(self) -> None:
         die_with_the_server()
-        # Under `bentoml serve`, `self.model` is the client of the StanceModel process
-        # (resolved once per class; the server opens it). In process, bentoml.depends
-        # would also build the model once per class; a StanceModel made here reads the
-        # store as it is now, for each StanceService.
-        self.model_service = self.model if model_served_apart() else StanceModel()
-        self._metadata: ServiceMetadata | None = None
-        self._metadata_lock = threading.Lock()
-        if isinstance(self.model_service, StanceModel.inner):  # in process: loaded now
-            self._metadata = self.model_service.describe()
+        self.model = LoadedModel()
+        self.service_metadata = self.model.service_metadata
+        self.batcher = MicroBatcher(
+            self.model.predict, MAX_BATCH_ROWS, MAX_QUEUED_ROWS, name="stance-model"
+        ).start()
 
-    @property
-    def service_metadata(self) -> ServiceMetadata:
-        """The model service's description, asked once (it may start after this one)."""
-        with self._metadata_lock:
-            if self._metadata is None:
-                self._metadata = self.model_service.describe()
-            return self._metadata
+    @bentoml.on_shutdown
+    def stop_batcher(self) -> None:
+        self.batcher.stop(timeout=30)
 
     @property
     def model_ref(self) -> ModelRef:
@@ -250,11 +177,11 @@ class StanceService:
         return self.service_metadata.labels
 
     def predict(self, rows: list[tuple[str, str]], batch_size: int = 0) -> list[Prediction]:
-        """Rows through the model service's batching queue (batch_size is the queue's)."""
-        if not rows:
-            return []
-        stances = self.model_service.predict([Row(sentence=s, actor=a) for s, a in rows])
-        return [to_prediction(stance) for stance in stances]
+        """Rows through the shared micro-batching queue (batch_size is the queue's)."""
+        try:
+            return self.batcher.submit(rows)
+        except Overloaded as error:
+            raise ServiceUnavailable(str(error)) from error
 
     def _report_backend(self, ctx: bentoml.Context | None) -> None:
         if ctx is not None:
@@ -268,7 +195,7 @@ class StanceService:
         """Stance of each (sentence, actor) item, in request order.
 
         Rows of concurrent requests (and of /score documents) are merged into shared
-        forward passes (adaptive batching). A sentence longer than the model's max
+        forward passes (micro-batching). A sentence longer than the model's max
         tokens is scored on its truncated form and flagged ``truncated: true``. The
         response headers X-Stance-Backend and X-Stance-Precision say what served it.
         """
