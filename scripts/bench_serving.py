@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import http.client
 import json
 import os
@@ -45,6 +46,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED = 7
 MEAN_PAIR_TOKENS = 36
+ROWS = 6400  # the invented rows every figure draws from (a prefix of them)
 READY_TIMEOUT_S = 180
 
 # Invented news phrasing: institutions, not people, say things here.
@@ -343,6 +345,26 @@ def scale_child(model_dir: Path, n: int, length: int | None) -> None:
                       "tokens": mean_tokens(tokenizer, rows)}))  # fmt: skip
 
 
+def figure_child(kind: str, model_dir: Path, n: int) -> None:
+    """In a fresh process: one model-only figure, printed as JSON. Each runtime gets a
+    process of its own: torch's idle OpenMP threads keep spinning after a torch run and
+    took cores from ONNX Runtime in the same process (measured: ONNX int8 at 119
+    sentences/s after a torch run, about 300 alone)."""
+    tokenizer = predictor_tokenizer(model_dir)
+    rows = news_rows(tokenizer, ROWS)[:n]  # the same rows as the parent's
+    if kind == "naive":
+        found = naive_loop(model_dir, rows)
+    else:
+        found = predictor_run(model_dir, rows, 32, "")
+    print(json.dumps(dataclasses.asdict(found)))
+
+
+def figure_run(kind: str, model_dir: Path, n: int) -> Figure:
+    command = [sys.executable, __file__, "--figure", kind, str(model_dir), str(n)]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return Figure(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def scale_run(model_dir: Path, n: int, length: int | None) -> dict:
     command = [sys.executable, __file__, "--child", str(model_dir), str(n), str(length or 0)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
@@ -387,7 +409,12 @@ def main() -> None:
     parser.add_argument("--url", help="a running service; default: start one")
     parser.add_argument("--quick", action="store_true", help="fewer rows (a smoke run)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--figure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.figure:
+        kind, model_dir, count = args.figure
+        figure_child(kind, Path(model_dir), int(count))
+        return
     if args.child:
         model_dir, n, length = args.child
         scale_child(Path(model_dir), int(n), int(length) or None)
@@ -403,21 +430,21 @@ def main() -> None:
         return max(32, int(count * scale))
 
     tokenizer = predictor_tokenizer(torch_dir)
-    rows = news_rows(tokenizer, n(6400))
+    rows = news_rows(tokenizer, ROWS)
     print(f"machine: {machine()}")
     print(f"sentences: invented news-like pairs, mean {mean_tokens(tokenizer, rows):.1f} tokens")
     print()
     header()
-    naive = naive_loop(torch_dir, rows[: n(600)])
+    naive = figure_run("naive", torch_dir, n(600))
     row(naive, None)
-    row(predictor_run(torch_dir, rows[: n(2048)], 32, ""), naive)
-    row(predictor_run(onnx_dir, rows[: n(4096)], 32, ""), naive)
+    row(figure_run("predictor", torch_dir, n(2048)), naive)
+    row(figure_run("predictor", onnx_dir, n(4096)), naive)
 
     with running_service(args.url) as url:
         status, body, headers = Client(url).post("/metadata", {})
         model = json.loads(body)["model"]
         served = f"{model['backend']} {model['precision']}"
-        # Warm-up: the first requests train BentoML's batching optimizer.
+        # Warm-up (first requests pay for lazy initialisation), not counted.
         load(url, rows, 4, 1, 10, "warm-up")
         load(url, rows, 4, 32, 4, "warm-up")
         runs: list[tuple[int, int, int]] = [(4, 32, n(40)), (1, 1, n(300)), (4, 1, n(150)),
