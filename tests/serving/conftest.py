@@ -54,14 +54,21 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, make_tiny_model) ->
 
 @pytest.fixture(scope="session")
 def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    """The tiny model as the pipeline serves it: the export stage's ONNX int8 directory."""
+    """The tiny model as the pipeline serves it: the export stage's ONNX int8 directory.
+
+    Quantised ``static`` (the pipeline serves ``dynamic``): the HTTP tests check that
+    the service never mixes answers between requests by comparing a row's scores alone
+    and inside shared batches to 1e-5, which only a model whose scores do not depend on
+    batch-mates allows (dynamic int8 moves them; the export stage measures by how much).
+    """
     import yaml
 
     from pipeline.config import parse_section
     from training.export import ExportParams, write_servable
 
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))["export"]
-    params = parse_section({**raw, "serve_precision": "int8"}, "export", ExportParams)
+    fixed = {"serve_precision": "int8", "quantization": "static"}
+    params = parse_section({**raw, **fixed}, "export", ExportParams)
     out = tmp_path_factory.mktemp("tiny-onnx") / "model"
     calibration = [
         (f"{place} said on day {day} that the talks on the strait would go on.", actor)
