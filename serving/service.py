@@ -64,10 +64,14 @@ BACKEND_HEADER, PRECISION_HEADER = "X-Stance-Backend", "X-Stance-Precision"
 # from the queue (whole requests; a larger request runs alone); the predictor sorts them
 # by length and runs passes of PREDICT_BATCH_SIZE. MAX_QUEUED_ROWS: rows allowed to wait;
 # a request beyond it is answered 503 at once rather than queued without bound.
-# Measured on this machine (ONNX int8, 36-token sentences, one process, 2 cores):
-# passes of 32 run at about 300 rows/s, so a 128-row call takes about 0.4 s and a full
-# queue of 4,096 rows about 14 s, inside the 120 s request timeout with room for a
-# 100,000-character /score document (about 1,000 rows) behind it.
+# Measured by `make bench` on this machine (2 cores, ONNX int8 dynamic, invented
+# 36-token pairs; README, Benchmarks): the predictor alone runs 407-530 rows/s on
+# length-sorted passes of 32 (1k-10k rows), so a 128-row call takes about 0.3 s; the
+# service gives 292 sentences/s at 4 clients x 32 (4.9x the naive loop; 4 such requests
+# are exactly one call) and p99 41 ms for single sentences at 4 clients. A larger cap
+# would only lengthen the wait of a request queued behind a full call. A full queue of
+# 4,096 rows drains in about 8-10 s, well inside the 120 s request timeout, with room
+# for a 100,000-character /score document (about 1,000 rows) behind it.
 MAX_BATCH_ROWS = 128
 PREDICT_BATCH_SIZE = 32
 MAX_QUEUED_ROWS = 4_096
