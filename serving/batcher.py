@@ -70,7 +70,6 @@ class MicroBatcher(Generic[Row, Result]):
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self.passes = 0  # model calls made (for tests and logs)
 
     def start(self) -> MicroBatcher[Row, Result]:
         with self._condition:
@@ -148,7 +147,6 @@ class MicroBatcher(Generic[Row, Result]):
                     job.error = error
                     job.done.set()
                 continue
-            self.passes += 1
             begin = 0
             for job in jobs:
                 job.results = results[begin : begin + len(job.rows)]
