@@ -10,8 +10,8 @@ attached to their item, and a sentence repeated word for word is kept once.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 import pysbd
 
@@ -56,9 +56,17 @@ def is_boilerplate(line: str) -> bool:
     )
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+
+
 def _segmenter() -> pysbd.Segmenter:
-    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+    """This thread's pysbd segmenter. A Segmenter keeps the text it is splitting in an
+    attribute (``original_text``) and matches its sentences against it, so one shared by
+    threads (the service's request threads) drops or misplaces sentences."""
+    segmenter = getattr(_local, "segmenter", None)
+    if segmenter is None:
+        segmenter = _local.segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    return segmenter
 
 
 def _split_line(line: str) -> list[tuple[int, int]]:

@@ -5,6 +5,8 @@ CLIENTS client threads (keep-alive sessions) send REQUESTS requests in all, mixe
 sentence lengths from one clause to far over the model's max tokens. Every sentence
 is invented here from institutional phrasing (no corpus, seed or dev text; no
 person is quoted). The plan is drawn from one seed, so two runs send the same bodies.
+An answer counts as an error unless it is a 200 with one row per item (/classify) or
+per actor detected in each sentence (/score, computed here with pipeline.documents).
 
 The memory figure is the resident set (RSS) of the service's whole process tree: the
 `bentoml serve` process and its workers, summed (and printed per process at each
@@ -43,10 +45,10 @@ from urllib.parse import urlparse
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 16
 REQUESTS = 10_000
-# Warm-up requests (the same mix, another seed; not counted). The public service's
-# footprint settles only once the rare large requests have come by, together: with a
-# 200-request warm-up it grew by 11 % over the run, almost all in the first half, and
-# was flat over the last quarter (the trajectory the script prints).
+# Warm-up requests (the same mix, another seed; not counted). The request-handling
+# process's footprint settles only after a while of the full mix: with a 200-request
+# warm-up (and the model then in a second process) it grew by 11 % over the run, almost
+# all in the first half, and was flat over the last quarter (the trajectory printed).
 WARMUP = 1_000
 SEED = 20251107
 MAX_GROWTH_PCT = 10.0
@@ -132,6 +134,17 @@ def plan(n: int, seed: int) -> list[tuple[str, dict]]:
         else ("/score", score_body(rng))
         for _ in range(n)
     ]
+
+
+def expected_rows(path: str, body: dict) -> int:
+    """The (sentence, actor) rows a correct answer scores: one per item, or one per
+    actor detected in each sentence of the document (pipeline.documents, as the
+    service does)."""
+    if path == "/classify":
+        return len(body["items"])
+    from pipeline.documents import candidates
+
+    return len(candidates(body["text"], body.get("actors")).rows)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -250,9 +263,12 @@ class Results:
 def run(
     url: str, requests_: list[tuple[str, dict]], clients: int, results: Results | None = None
 ) -> tuple[Results, float]:
+    """Send ``requests_`` from ``clients`` threads. A request fails on an error status,
+    a transport error, or an answer with another number of rows than expected_rows."""
     import requests
 
     results = results if results is not None else Results()
+    expected = [expected_rows(path, body) for path, body in requests_]
     next_index = iter(range(len(requests_)))
     take = threading.Lock()
 
@@ -277,6 +293,8 @@ def run(
                             if path == "/classify"
                             else sum(len(s["predictions"]) for s in answer["sentences"])
                         )
+                        if rows != expected[index]:
+                            ok, outcome = False, "200 with a wrong number of rows"
                 except requests.RequestException as error:
                     ok, outcome, rows = False, type(error).__name__, 0
                 elapsed = 1000 * (time.perf_counter() - started)

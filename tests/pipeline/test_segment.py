@@ -127,3 +127,37 @@ def test_offsets_after_dateline_list_marker_and_crlf():
     sentences = segment(text)
     assert [s.text for s in sentences] == ["Japan protested.", "2) Tokyo held firm.", "It said so."]
     assert all(text[s.start : s.end] == s.text for s in sentences)
+
+
+def test_threads_segmenting_at_once_each_get_their_own_sentences():
+    """The service splits /score documents in many request threads at once. A pysbd
+    Segmenter keeps the text it is splitting in an attribute, so one shared by threads
+    matched sentences against another thread's text and dropped them (found by
+    `make load`: /score answers missing predictions under 16 clients)."""
+    import threading
+
+    documents = [
+        " ".join(
+            f"Officials in city {doc} said on day {day} that talks would go on."
+            for day in range(12)
+        )
+        for doc in range(64)
+    ]
+    expected = [segment_texts(document) for document in documents]
+    results: dict[int, list[str]] = {}
+
+    def worker(first: int) -> None:
+        for index in range(first, len(documents), 8):
+            for _ in range(5):
+                got = segment_texts(documents[index])
+                if got != expected[index]:
+                    results[index] = got
+                    return
+
+    threads = [threading.Thread(target=worker, args=(first,)) for first in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(len(sentences) == 12 for sentences in expected)
+    assert results == {}

@@ -43,3 +43,10 @@ def test_percentile_is_the_nearest_rank(load) -> None:
     values = [float(v) for v in range(1, 101)]
     assert [load.percentile(values, q) for q in (50, 95, 99, 100)] == [50, 95, 99, 100]
     assert load.percentile([3.0, 1.0, 2.0], 50) == 2.0
+
+
+def test_expected_rows_follow_the_items_and_the_detected_actors(load) -> None:
+    assert load.expected_rows("/classify", {"items": [{}, {}, {}]}) == 3
+    text = "Beijing summoned Japan's ambassador.\nThe weather was mild."
+    assert load.expected_rows("/score", {"text": text}) == 2  # china and japan
+    assert load.expected_rows("/score", {"text": text, "actors": ["us"]}) == 0

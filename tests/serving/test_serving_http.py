@@ -171,6 +171,32 @@ def test_score_and_classify_share_the_model_queue_and_agree(server: str) -> None
     assert all(d == documents[0] for d in documents)
 
 
+def test_concurrent_documents_each_get_their_own_sentences(server: str) -> None:
+    """Found by `make load`: under 16 clients, /score answers lost sentences and their
+    predictions (request threads shared one pysbd segmenter, which keeps the text it is
+    splitting in an attribute)."""
+    from pipeline.documents import candidates
+
+    documents = [
+        " ".join(
+            f"Officials in Tokyo said on day {day} of round {doc} that Beijing had replied "
+            "to the protest, although the talks on fishery imports and travel advice for "
+            "students were expected to go ahead as planned."
+            for day in range(10)
+        )
+        for doc in range(96)
+    ]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda text: post(f"{server}/score", {"text": text}), documents))
+
+    for text, answer in zip(documents, answers, strict=True):
+        assert answer.status_code == 200
+        expected = candidates(text)
+        sentences = answer.json()["sentences"]
+        assert [s["text"] for s in sentences] == [s.text for s in expected.sentences]
+        assert sum(len(s["predictions"]) for s in sentences) == len(expected.rows) == 20
+
+
 def test_score_restricts_to_requested_actors(server: str) -> None:
     text = "Beijing summoned Japan's ambassador. The US urged calm."
     body = post(f"{server}/score", {"text": text, "actors": ["china", "taiwan"]}).json()
