@@ -32,6 +32,15 @@ def spans(sentence: str) -> list[tuple[str, str]]:
         ("Pentagon", "us"),
         ("Taipei", "taiwan"),
         ("Lai Ching-te", "taiwan"),
+        ("William Lai", "taiwan"),
+        ("Lai", "taiwan"),
+        ("DPP", "taiwan"),
+        ("Kuomintang", "taiwan"),
+        ("Fu", "china"),
+        ("MOFCOM", "china"),
+        ("Kanai", "japan"),
+        ("Bessent", "us"),
+        ("Lavrov", "other"),
         ("Russia", "other"),
         ("European Union", "other"),
         ("Christopher Johnstone", "other"),
@@ -70,6 +79,15 @@ def test_possessives_leave_the_name_as_the_mention():
 
 def test_longest_alias_wins():
     assert spans("South Korea postponed the summit.") == [("other", "South Korea")]
+
+
+def test_a_country_inside_another_actors_body_is_that_actor():
+    # Guideline, "Which rows exist": the office is China's, the party is Taiwan's.
+    assert spans("China's Taiwan Affairs Office hit back.") == [
+        ("china", "China"),
+        ("china", "Taiwan Affairs Office"),
+    ]
+    assert detect_actors("The Chinese Nationalist Party (KMT) disagreed.") == ["taiwan"]
 
 
 def test_former_official_speaks_for_themselves():
