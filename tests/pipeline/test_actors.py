@@ -90,6 +90,12 @@ def test_a_country_inside_another_actors_body_is_that_actor():
     assert detect_actors("The Chinese Nationalist Party (KMT) disagreed.") == ["taiwan"]
 
 
+@pytest.mark.parametrize("name", ["President Lai Ching-te", "President Xi Jinping"])
+def test_a_title_before_a_full_name_is_one_mention(name):
+    # "President Lai" and "Lai Ching-te" overlap; the leftmost match must not cut the name.
+    assert [text for _, text in spans(f"{name} spoke on Monday.")] == [name]
+
+
 def test_former_official_speaks_for_themselves():
     sentence = "Christopher Johnstone, a former senior White House official, said so."
     assert spans(sentence) == [("other", "Christopher Johnstone"), ("other", "White House")]
