@@ -120,6 +120,8 @@ def test_main_scores_reports_and_logs(dev_eval, dev_file, project, capsys):
     assert f"macro-F1 {metrics['macro_f1']:.3f}" in printed
     assert "confusion (rows gold, columns predicted)" in printed
     assert f"rows {len(DEV_ROWS)}, sentences 5" in printed
+    # "Osaka" is not a `japan` alias: that row's actor is not marked in the model input
+    assert "(so not marked for the model) 1" in printed
     assert f"logged as dev_* metrics to MLflow run {project['run_id']}" in printed
 
     client = MlflowClient()
