@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from pipeline import tracking
-from pipeline.actors import find_mentions
+from pipeline.actors import detect_actors
 from pipeline.config import load_section
 from pipeline.inference import InferenceConfig, Prediction
 from pipeline.labels import ACTORS, STANCES
@@ -65,11 +65,6 @@ def read_dev(path: Path) -> list[LabelledRow]:
     return [row for _, row in rows]
 
 
-def mentions_actor(sentence: str, actor: str) -> bool:
-    """Whether actor detection finds ``actor`` in the sentence (the model input marks it)."""
-    return any(mention.actor == actor for mention in find_mentions(sentence))
-
-
 def table(header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *body, strict=True)]
     lines = [header, ["-" * w for w in widths], *body]
@@ -90,7 +85,8 @@ def format_report(
     wrong = [p for row, p in zip(rows, predictions, strict=True) if p.stance != row.stance]
     confident = sum(p.scores[p.stance] >= CONFIDENT for p in wrong)
     per_actor = Counter(row.actor for row in rows)
-    unmarked = sum(not mentions_actor(row.sentence, row.actor) for row in rows)
+    # rows whose actor detection misses: the model input marks no mention of the actor
+    unmarked = sum(row.actor not in detect_actors(row.sentence) for row in rows)
     parts = [
         f"rows {len(rows)}, sentences {len({row.sentence for row in rows})}, "
         f"truncated {sum(p.truncated for p in predictions)}, "
