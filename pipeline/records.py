@@ -189,6 +189,34 @@ def load_labelled(paths: list[Path] | Path, allow_skipping: bool = False) -> lis
     return [row for path, line, row in located if (path, line) not in dropped]
 
 
+# The real-news dev set: outside the repository, for model choice and error analysis
+# (scripts/dev_eval.py, scripts/dev_overlap.py), never for training. Its rows carry extra
+# fields (source, date, note); only these are read.
+DEFAULT_DEV = Path("../shared/realnews-dev.jsonl")
+DEV_FIELDS = ("id", "doc", "sentence", "actor", "stance")
+
+
+def read_dev(path: Path) -> list[LabelledRow]:
+    """The labelled rows of the dev file (only DEV_FIELDS of each); DataError naming
+    the file and line of every bad row."""
+    lines = []
+    for raw in path.read_bytes().split(b"\n"):
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            lines.append(raw)  # parse_lines reports it with its line number
+            continue
+        if isinstance(obj, dict):
+            raw = json.dumps({k: obj[k] for k in DEV_FIELDS if k in obj}).encode()
+        lines.append(raw)
+    rows, problems = parse_lines(str(path), b"\n".join(lines))
+    if problems:
+        raise DataError(problems)
+    if not rows:
+        raise ValueError(f"{path}: no labelled rows")
+    return [row for _, row in rows]
+
+
 def write_jsonl(path: Path, rows: list[LabelledRow]) -> None:
     with open_replacing(path) as handle:
         for row in rows:

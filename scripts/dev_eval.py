@@ -1,9 +1,9 @@
 """Score the real-news dev set with a trained model: the figures `make dev-eval` prints.
 
 The dev set (../shared/realnews-dev.jsonl by default) lives outside the repository and
-is read only here, at run time: it is for model choice and error analysis, never for
-training. Its rows carry extra fields (source, date, note); only id, doc, sentence,
-actor and stance are read.
+is read only at run time (here, and by scripts/dev_overlap.py): it is for model choice
+and error analysis, never for training. Its rows carry extra fields (source, date,
+note); only id, doc, sentence, actor and stance are read (pipeline.records.read_dev).
 
 Prints macro-F1, per-class and per-actor figures, the confusion table and the
 expected calibration error (same functions as the evaluate stage, training.metrics),
@@ -17,7 +17,6 @@ Usage: python scripts/dev_eval.py [--dev PATH] [--model-dir DIR] [--out-dir DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -30,39 +29,16 @@ from pipeline.config import load_section
 from pipeline.inference import InferenceConfig, Prediction
 from pipeline.labels import ACTORS, STANCES
 from pipeline.lineage import file_md5
-from pipeline.records import DataError, LabelledRow, parse_lines
+from pipeline.records import DEFAULT_DEV, LabelledRow, read_dev
 from training.evaluate import EvaluateParams, predict_rows
 from training.metrics import confusion, write_report
 
 logger = logging.getLogger("dev_eval")
 
-DEFAULT_DEV = Path("../shared/realnews-dev.jsonl")
 DEFAULT_OUT = Path("reports/dev")  # git-ignored
 REPORT_NAME = "dev"
 METRIC_PREFIX = "dev_"
-READ_FIELDS = ("id", "doc", "sentence", "actor", "stance")
 CONFIDENT = 0.9  # errors at or above this top score are counted apart
-
-
-def read_dev(path: Path) -> list[LabelledRow]:
-    """The labelled rows of the dev file (only READ_FIELDS of each); DataError naming
-    the file and line of every bad row."""
-    lines = []
-    for raw in path.read_bytes().split(b"\n"):
-        try:
-            obj = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            lines.append(raw)  # parse_lines reports it with its line number
-            continue
-        if isinstance(obj, dict):
-            raw = json.dumps({k: obj[k] for k in READ_FIELDS if k in obj}).encode()
-        lines.append(raw)
-    rows, problems = parse_lines(str(path), b"\n".join(lines))
-    if problems:
-        raise DataError(problems)
-    if not rows:
-        raise ValueError(f"{path}: no labelled rows")
-    return [row for _, row in rows]
 
 
 def table(header: list[str], body: list[list[str]]) -> str:

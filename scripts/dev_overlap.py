@@ -14,39 +14,32 @@ Usage: python scripts/dev_overlap.py [--dev PATH] [--jaccard 0.4] [--words 8] FI
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from pipeline.checks import find_leaks, find_phrase_leaks
+from pipeline.records import DEFAULT_DEV, DataError, load_labelled, read_dev
 
 
-def corpus_sentences(paths: list[Path]) -> list[str]:
-    files = [f for p in paths for f in (sorted(p.glob("*.jsonl")) if p.is_dir() else [p])]
-    sentences = []
-    for file in files:
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    sentences.append(json.loads(line)["sentence"])
-                except (json.JSONDecodeError, KeyError) as error:
-                    raise SystemExit(f"{file}:{number}: not a corpus row ({error})") from error
-    return sentences
+def corpus_files(paths: list[Path]) -> list[Path]:
+    """The .jsonl files named, and those inside the folders named."""
+    return [f for p in paths for f in (sorted(p.glob("*.jsonl")) if p.is_dir() else [p])]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path, help="corpus .jsonl files or folders")
-    parser.add_argument("--dev", type=Path, default=Path("../shared/realnews-dev.jsonl"))
+    parser.add_argument("--dev", type=Path, default=DEFAULT_DEV)
     parser.add_argument("--jaccard", type=float, default=0.4, help="character 5-gram Jaccard")
     parser.add_argument("--words", type=int, default=8, help="length of a shared word run")
     args = parser.parse_args(argv)
     if not args.dev.is_file():
         raise SystemExit(f"{args.dev}: dev set not found")
-    dev = [
-        json.loads(line)["sentence"] for line in args.dev.read_text().splitlines() if line.strip()
-    ]
-    candidates = corpus_sentences(args.paths)
+    try:  # both name the file and line of every bad row
+        dev = [row.sentence for row in read_dev(args.dev)]
+        candidates = [row.sentence for row in load_labelled(corpus_files(args.paths))]
+    except DataError as error:
+        raise SystemExit(str(error)) from error
     close = find_leaks(candidates, dev, args.jaccard)
     runs = find_phrase_leaks(candidates, dev, args.words)
     for pair in close:

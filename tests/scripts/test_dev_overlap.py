@@ -39,7 +39,12 @@ def write_rows(path: Path, sentences: list[str]) -> Path:
 @pytest.fixture()
 def dev_file(tmp_path):
     path = tmp_path / "dev.jsonl"
-    path.write_text("".join(json.dumps({"sentence": s}) + "\n" for s in DEV), encoding="utf-8")
+    rows = [  # the dev file's layout: extra fields the script must ignore
+        {"id": f"D{i}-japan", "doc": f"https://example.invalid/{i}", "source": "Wire",
+         "sentence": s, "actor": "japan", "stance": "neutral", "note": ""}
+        for i, s in enumerate(DEV)
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
 
