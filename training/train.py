@@ -251,6 +251,8 @@ def per_class_f1(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 def training_arguments(params: TrainParams, checkpoints: str) -> TrainingArguments:
     """The Trainer's settings for ``params``, checkpoints written under ``checkpoints``."""
     per = "epoch" if params.max_steps == -1 else "steps"  # evaluate, save and log per ...
+    every = params.max_steps if params.max_steps > 0 else None  # ... step count if steps
+    averaged = params.weight_averaging_start is not None  # the average is the model
     return TrainingArguments(
         output_dir=checkpoints,
         num_train_epochs=params.epochs,
@@ -264,14 +266,12 @@ def training_arguments(params: TrainParams, checkpoints: str) -> TrainingArgumen
         weight_decay=params.weight_decay,
         warmup_steps=params.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
         eval_strategy=per,
-        # With weight averaging no checkpoint is read back (the average is the model).
-        save_strategy="no" if params.weight_averaging_start is not None else per,
+        save_strategy="no" if averaged else per,  # no checkpoint is read back
         logging_strategy=per,
-        eval_steps=params.max_steps if params.max_steps > 0 else None,
-        save_steps=params.max_steps if params.max_steps > 0 else None,
-        logging_steps=params.max_steps if params.max_steps > 0 else None,
-        # With weight averaging the average is the model, not the best epoch.
-        load_best_model_at_end=params.weight_averaging_start is None,
+        eval_steps=every,
+        save_steps=every,
+        logging_steps=every,
+        load_best_model_at_end=not averaged,  # with weight averaging, not the best epoch
         metric_for_best_model="macro_f1",
         greater_is_better=True,
         save_total_limit=2,

