@@ -28,8 +28,6 @@ import os
 import platform
 import random
 import resource
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +40,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
+
+from serving import launch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED = 7
@@ -222,12 +222,6 @@ def predictor_run(model_dir: Path, rows: list, batch_size: int, name: str) -> Fi
 # --------------------------------------------------------------------------- service
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Client:
     """One keep-alive HTTP connection (one client of the load)."""
 
@@ -283,36 +277,15 @@ def running_service(url: str | None) -> Iterator[str]:
     if url:
         yield url.rstrip("/")
         return
-    port = free_port()
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:StanceService",
-               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "HF_HUB_OFFLINE": "1"}
-    log = tempfile.NamedTemporaryFile(prefix="bench-serve-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    port = launch.free_port()
+    base = f"http://{launch.HOST}:{port}"
+    log = Path(tempfile.mkstemp(prefix="bench-serve-", suffix=".log")[1])
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"bentoml serve exited; see {log.name}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/readyz")
-                if connection.getresponse().status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"bentoml serve not ready in {READY_TIMEOUT_S} s")
-            time.sleep(0.5)
-        yield base
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        with launch.running(launch.serve_command(port), base, log, READY_TIMEOUT_S,
+                            launch.serve_env(), REPO_ROOT):  # fmt: skip
+            yield base
+    except launch.ServerFailed as error:
+        raise SystemExit(str(error)) from None
 
 
 # --------------------------------------------------------------------------- cost growth

@@ -28,10 +28,7 @@ import argparse
 import contextlib
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,6 +38,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+from serving import launch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 16
@@ -157,54 +156,27 @@ def percentile(values: list[float], q: float) -> float:
 # --------------------------------------------------------------------------- the service
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(url: str, process: subprocess.Popen | None, log: str) -> None:
-    import requests
-
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if process is not None and process.poll() is not None:
-            raise SystemExit(f"bentoml serve exited with {process.returncode}; see {log}")
-        with contextlib.suppress(requests.ConnectionError, requests.Timeout):
-            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{url} not ready in {READY_TIMEOUT_S} s")
-        time.sleep(0.5)
-
-
 @contextlib.contextmanager
 def running_service(url: str | None) -> Iterator[tuple[str, int | None, str]]:
     """(base URL, pid of the `bentoml serve` process if started here, how it was found)."""
     if url:
         url = url.rstrip("/")
-        wait_ready(url, None, "")
+        try:
+            launch.wait_ready(url, READY_TIMEOUT_S)
+        except launch.ServerFailed as error:
+            raise SystemExit(str(error)) from None
         yield url, None, "given with --url"
         return
-    port = free_port()
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:StanceService",
-               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "HF_HUB_OFFLINE": "1"}
-    log = tempfile.NamedTemporaryFile(prefix="load-serve-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    port = launch.free_port()
+    base = f"http://{launch.HOST}:{port}"
+    log = Path(tempfile.mkstemp(prefix="load-serve-", suffix=".log")[1])
     try:
-        wait_ready(base, process, log.name)
-        yield base, process.pid, f"started here (log {log.name})"
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        with launch.running(launch.serve_command(port), base, log, READY_TIMEOUT_S,
+                            launch.serve_env(),
+                            REPO_ROOT) as process:  # fmt: skip
+            yield base, process.pid, f"started here (log {log})"
+    except launch.ServerFailed as error:
+        raise SystemExit(str(error)) from None
 
 
 def server_root(url: str, pid: int | None):

@@ -15,7 +15,8 @@ the error bodies the service really sends. ``ContractMiddleware``, in front of t
 public service, serves it at ``/docs.json`` and checks every POST to an endpoint
 before BentoML reads it: 413 over the byte limit (by Content-Length, without reading;
 else while reading), 415 unless the Content-Type is ``application/json`` (no
-Content-Type is allowed only with no body).
+Content-Type is allowed only with no body); any other method on an endpoint gets a
+405 in the same JSON error shape, with ``Allow: POST`` (BentoML's was plain text).
 """
 
 from __future__ import annotations
@@ -209,6 +210,14 @@ def too_large(max_body_bytes: int) -> JSONResponse:
     )
 
 
+def wrong_method(method: str, path: str) -> JSONResponse:
+    response = error_response(
+        405, "method_not_allowed", ["method"], f"{path} takes POST, not {method}"
+    )
+    response.headers["Allow"] = "POST"
+    return response
+
+
 class ContractMiddleware:
     """ASGI middleware: serves the OpenAPI document and checks POSTs to ``endpoints``.
 
@@ -237,8 +246,10 @@ class ContractMiddleware:
             if self._document is None:
                 self._document = self.build_document()
             return await JSONResponse(self._document)(scope, receive, send)
-        if method != "POST" or path not in self.endpoints:
+        if path not in self.endpoints:
             return await self.app(scope, receive, send)
+        if method != "POST":
+            return await wrong_method(method, path)(scope, receive, send)
 
         headers = Headers(scope=scope)
         declared = headers.get("content-length")

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from serving import launch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "stance-classifier"
@@ -106,46 +104,18 @@ def served_home(tmp_path_factory: pytest.TempPathFactory, tiny_onnx_dir: Path, s
     return home
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def serve_command(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "serving.service:StanceService",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+free_port = launch.free_port
+serve_command = launch.serve_command
+stop_process_group = launch.stop
 
 
 def server_env(home: Path, tag: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "BENTOML_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    env["BENTOML_DO_NOT_TRACK"] = "True"
+    """The server's environment; without ``tag`` an inherited STANCE_MODEL_TAG is removed,
+    so the service's default tag is what a test without one exercises."""
+    env = launch.serve_env(home, tag)
     if tag is None:
         env.pop("STANCE_MODEL_TAG", None)
-    else:
-        env["STANCE_MODEL_TAG"] = tag
     return env
-
-
-def stop_process_group(process: subprocess.Popen) -> None:
-    """Stop the server and its workers: they share the process group we created."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def start_server(
@@ -153,33 +123,11 @@ def start_server(
 ) -> subprocess.Popen:
     """Start a server process in its own process group and wait until /readyz answers
     200; a server that exits or is not ready in time is stopped and fails the test."""
-    import requests
-
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group, so teardown reaches the workers
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready in {READY_TIMEOUT_S}s:\n{log_path.read_text()}")
-            # The socket is bound before the worker is up: early probes may hang or be refused.
-            with contextlib.suppress(requests.ConnectionError, requests.Timeout):
-                if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    return process
-            time.sleep(0.5)
-    except BaseException:
-        stop_process_group(process)
-        raise
+        return launch.start(command, f"http://{launch.HOST}:{port}", log_path,
+                            READY_TIMEOUT_S, env, cwd)  # fmt: skip
+    except launch.ServerFailed as error:
+        pytest.fail(str(error))
 
 
 @contextlib.contextmanager
@@ -188,7 +136,7 @@ def running(command: list[str], port: int, env: dict, cwd: Path, log_path: Path)
     stop its process group (by the pid we started) afterwards."""
     process = start_server(command, port, env, cwd, log_path)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{launch.HOST}:{port}"
     finally:
         stop_process_group(process)
 

@@ -381,8 +381,21 @@ def test_the_document_is_served_and_built_once(client) -> None:
     assert client.get(DOCS_PATH).json() == first == {"openapi": "3.0.3", "built": 0}
 
 
-def test_other_methods_and_paths_pass_through(client) -> None:
-    assert client.get("/classify").status_code == 405
+def test_other_methods_on_an_endpoint_are_a_json_405_naming_post(client) -> None:
+    for method in ("GET", "PUT", "DELETE", "PATCH"):
+        refused = client.request(method, "/classify")
+        assert refused.status_code == 405, method
+        assert refused.headers["allow"] == "POST"
+        body = refused.json()
+        assert body["detail"][0] == {
+            "type": "method_not_allowed",
+            "loc": ["method"],
+            "msg": f"/classify takes POST, not {method}",
+        }
+    assert client.received == []
+
+
+def test_other_paths_pass_through(client) -> None:
     assert (
         client.post("/elsewhere", content=b"x", headers={"Content-Type": "text/plain"}).status_code
         == 404

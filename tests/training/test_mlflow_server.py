@@ -6,19 +6,17 @@ The server keeps runs in its own SQLite file and artifacts in its own folder
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from serving import launch
 
 pytestmark = [
     pytest.mark.slow,
@@ -27,28 +25,6 @@ pytestmark = [
 
 READY_TIMEOUT_S = 90
 REGISTERED = "stance-classifier"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop the server and its workers: they share the process group it leads."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    # workers left behind by a leader that exited on its own
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 class MlflowServer:
@@ -62,8 +38,6 @@ class MlflowServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        import requests
-
         command = [
             sys.executable, "-m", "mlflow", "server",
             "--host", "127.0.0.1",
@@ -73,33 +47,16 @@ class MlflowServer:
             "--workers", "1",
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.store,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: teardown reaches every worker
+        try:
+            self.process = launch.start(
+                command, self.url, self.log, READY_TIMEOUT_S, env, self.store, path="/health"
             )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"mlflow server exited with {self.process.returncode}:\n" + self.log.read_text()
-                )
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"mlflow server not ready in {READY_TIMEOUT_S}s:\n{self.log.read_text()}"
-                )
-            with contextlib.suppress(requests.ConnectionError, requests.Timeout):
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.5)
+        except launch.ServerFailed as error:
+            pytest.fail(f"mlflow server: {error}")
 
     def stop(self) -> None:
         if self.process is not None:
-            stop(self.process)
+            launch.stop(self.process)
             self.process = None
 
 
@@ -107,7 +64,7 @@ class MlflowServer:
 def server(tmp_path: Path) -> Iterator[MlflowServer]:
     store = tmp_path / "server"
     store.mkdir()
-    running = MlflowServer(store, free_port())
+    running = MlflowServer(store, launch.free_port())
     try:
         running.start()
         yield running
