@@ -1,13 +1,14 @@
 """Dated documents from JSONL, CSV or a folder of .txt files, read lazily and checked.
 
-Every input yields ``Document``s and, for anything that cannot be scored, ``Reject``s
-that say ``file:line: reason``; nothing is dropped silently. Fields of a JSONL or CSV
-record: ``id``, ``date`` (``YYYY-MM-DD``, or an ISO date-time whose date is taken),
-``text``, and optionally ``source``, ``url``, ``title``. Instead of ``text`` a record may
-give ``path``, a text file relative to the input file's folder (a manifest of article
-files). Other fields are ignored. In a folder, each ``*.txt`` file is one document:
-its id is the file name without ``.txt``, its date the name's ``YYYY-MM-DD`` prefix.
-``default_date`` (the CLI's ``--date``) dates any document that has no date of its own.
+Every input yields ``Document``s and, for anything that cannot be scored, ``Problem``s
+(pipeline.records, as for labelled data) that say ``file:line: reason``; nothing is
+dropped silently. Fields of a JSONL or CSV record: ``id``, ``date`` (``YYYY-MM-DD``, or
+an ISO date-time whose date is taken), ``text``, and optionally ``source``, ``url``,
+``title``. Instead of ``text`` a record may give ``path``, a text file relative to the
+input file's folder (a manifest of article files). Other fields are ignored. In a
+folder, each ``*.txt`` file is one document: its id is the file name without ``.txt``,
+its date the name's ``YYYY-MM-DD`` prefix. ``default_date`` (the CLI's ``--date``)
+dates any document that has no date of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.records import Problem
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv",)
@@ -42,16 +45,6 @@ class Document:
     title: str | None = None
     file: str = ""  # where it was read from: the input file (or .txt file) and line
     line: int = 1
-
-
-@dataclass(frozen=True)
-class Reject:
-    file: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
 
 
 class RecordError(ValueError):
@@ -169,30 +162,30 @@ def document_from_record(
     )
 
 
-def read_jsonl(path: Path, default_date: dt.date | None) -> Iterator[Document | Reject]:
+def read_jsonl(path: Path, default_date: dt.date | None) -> Iterator[Document | Problem]:
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as error:
-                yield Reject(str(path), number, f"not UTF-8 text (byte {error.start})")
+                yield Problem(str(path), number, f"not UTF-8 text (byte {error.start})")
                 continue
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                yield Reject(
+                yield Problem(
                     str(path), number, f"not valid JSON: {error.msg} (column {error.colno})"
                 )
                 continue
             if not isinstance(record, dict):
-                yield Reject(str(path), number, f"not a JSON object ({type(record).__name__})")
+                yield Problem(str(path), number, f"not a JSON object ({type(record).__name__})")
                 continue
             try:
                 yield document_from_record(record, path.parent, default_date, str(path), number)
             except RecordError as error:
-                yield Reject(str(path), number, str(error))
+                yield Problem(str(path), number, str(error))
 
 
 def _decoded_lines(handle, bad: set[int]) -> Iterator[str]:
@@ -205,7 +198,7 @@ def _decoded_lines(handle, bad: set[int]) -> Iterator[str]:
             yield raw.decode("utf-8", errors="replace")
 
 
-def read_csv(path: Path, default_date: dt.date | None) -> Iterator[Document | Reject]:
+def read_csv(path: Path, default_date: dt.date | None) -> Iterator[Document | Problem]:
     """Rows of a CSV file with a header line; a record may span lines (quoted newlines).
 
     A reject names the line the record starts on.
@@ -216,10 +209,10 @@ def read_csv(path: Path, default_date: dt.date | None) -> Iterator[Document | Re
         try:
             header = next(reader)
         except StopIteration:
-            yield Reject(str(path), 1, "empty file (no header line)")
+            yield Problem(str(path), 1, "empty file (no header line)")
             return
         except csv.Error as error:
-            yield Reject(str(path), 1, f"not valid CSV: {error}")
+            yield Problem(str(path), 1, f"not valid CSV: {error}")
             return
         header = [name.strip() for name in header]
         missing = [name for name in ("id",) if name not in header]
@@ -228,7 +221,7 @@ def read_csv(path: Path, default_date: dt.date | None) -> Iterator[Document | Re
         if "date" not in header and default_date is None:
             missing.append("date")
         if missing:
-            yield Reject(str(path), 1, f"header: missing column(s) {missing}; file not read")
+            yield Problem(str(path), 1, f"header: missing column(s) {missing}; file not read")
             return
         ended = reader.line_num
         while True:
@@ -238,26 +231,26 @@ def read_csv(path: Path, default_date: dt.date | None) -> Iterator[Document | Re
             except StopIteration:
                 return
             except csv.Error as error:
-                yield Reject(str(path), start, f"not valid CSV: {error}; rest of file not read")
+                yield Problem(str(path), start, f"not valid CSV: {error}; rest of file not read")
                 return
             ended = reader.line_num
             if not values or all(not v.strip() for v in values):
                 continue
             if any(start <= number <= ended for number in bad):
-                yield Reject(str(path), start, "not UTF-8 text")
+                yield Problem(str(path), start, "not UTF-8 text")
                 continue
             if len(values) != len(header):
                 reason = f"has {len(values)} fields, the header has {len(header)}"
-                yield Reject(str(path), start, reason)
+                yield Problem(str(path), start, reason)
                 continue
             record = dict(zip(header, values, strict=True))
             try:
                 yield document_from_record(record, path.parent, default_date, str(path), start)
             except RecordError as error:
-                yield Reject(str(path), start, str(error))
+                yield Problem(str(path), start, str(error))
 
 
-def read_folder(path: Path, default_date: dt.date | None) -> Iterator[Document | Reject]:
+def read_folder(path: Path, default_date: dt.date | None) -> Iterator[Document | Problem]:
     """Each ``*.txt`` file of the folder (not its subfolders), in name order."""
     for file in sorted(path.glob(f"*{TEXT_SUFFIX}")):
         if not file.is_file():
@@ -272,7 +265,7 @@ def read_folder(path: Path, default_date: dt.date | None) -> Iterator[Document |
                 raise RecordError("date: the file name has no YYYY-MM-DD prefix and no --date")
             text = read_text_file(file)
         except RecordError as error:
-            yield Reject(str(file), 1, str(error))
+            yield Problem(str(file), 1, str(error))
             continue
         yield Document(id=file.name[: -len(TEXT_SUFFIX)], date=date, text=text, file=str(file))
 
@@ -282,7 +275,7 @@ READERS = {"jsonl": read_jsonl, "csv": read_csv, "folder": read_folder}
 
 def read_inputs(
     paths: Iterable[Path], default_date: dt.date | None = None
-) -> Iterator[Document | Reject]:
+) -> Iterator[Document | Problem]:
     """Documents and rejects of every input, in order; a repeated id is a reject."""
     seen: set[str] = set()
     for path in paths:
@@ -291,7 +284,7 @@ def read_inputs(
             if isinstance(item, Document):
                 if item.id in seen:
                     reason = f"id: {item.id!r} repeats an earlier document"
-                    yield Reject(item.file, item.line, reason)
+                    yield Problem(item.file, item.line, reason)
                     continue
                 seen.add(item.id)
             yield item

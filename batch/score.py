@@ -17,9 +17,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batch.inputs import Document, Reject
+from batch.inputs import Document
 from batch.outputs import Writer
 from pipeline.documents import Predictor, Selection, assemble, candidates
+from pipeline.records import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class RejectLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed by close())
 
-    def add(self, reject: Reject) -> None:
+    def add(self, reject: Problem) -> None:
         self.handle.write(f"{reject}\n")
         self.handle.flush()
         self.summary.rejected += 1
@@ -132,12 +133,12 @@ class RejectLog:
 
 
 def documents_to_score(
-    items: Iterable[Document | Reject], done: set[str], rejects: RejectLog, summary: Summary,
+    items: Iterable[Document | Problem], done: set[str], rejects: RejectLog, summary: Summary,
     progress: Progress,
 ) -> Iterator[Document]:  # fmt: skip
     """The documents not yet in OUT; rejects logged, skipped documents counted."""
     for item in items:
-        if isinstance(item, Reject):
+        if isinstance(item, Problem):
             rejects.add(item)
             if rejects.strict:
                 raise StrictStop(str(item))
@@ -151,7 +152,7 @@ def documents_to_score(
 
 
 def score_stream(
-    items: Iterable[Document | Reject],
+    items: Iterable[Document | Problem],
     predictor: Predictor,
     writer: Writer,
     model_columns: dict,

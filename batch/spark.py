@@ -28,12 +28,13 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from batch.inputs import Document, Reject
+from batch.inputs import Document
 from batch.models import ModelChoice
 from batch.outputs import COLUMNS, OutputError, ParquetWriter, spark_ddl
 from batch.score import Progress, RejectLog, Summary, documents_to_score
 from pipeline.inference import available_cores
 from pipeline.mlflow_model import OUTPUT_COLUMNS
+from pipeline.records import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def pyfunc_uri(choice: ModelChoice, staging: Path) -> str:
 
 
 def score_with_spark(
-    items: Iterable[Document | Reject],
+    items: Iterable[Document | Problem],
     out: Path,
     choice: ModelChoice,
     rejects: RejectLog,

@@ -11,11 +11,11 @@ import pytest
 from batch.inputs import (
     Document,
     InputError,
-    Reject,
     check_inputs,
     count_documents,
     read_inputs,
 )
+from pipeline.records import Problem
 
 D = dt.date
 
@@ -23,7 +23,7 @@ D = dt.date
 def split(items):
     items = list(items)
     return [i for i in items if isinstance(i, Document)], [
-        str(i) for i in items if isinstance(i, Reject)
+        str(i) for i in items if isinstance(i, Problem)
     ]
 
 
