@@ -44,6 +44,32 @@ _MISSED_BREAK = re.compile(
 )
 
 
+# pysbd's time grows faster than the length of a line (a 100,000-character line took
+# about 12x as long as the same text in ordinary lines), so a line longer than
+# LONG_LINE is cut into pieces of about that size first, only where a sentence
+# certainly ends: a lower-case word of three or more letters, a final . ! or ? (and a
+# closing quote), space, then a capital or an opening quote. Initials, "Mr.", "U.S.",
+# "Jan.", figures and brackets never match (pysbd does not end a sentence at "x.)"),
+# so each piece ends where pysbd would also end a sentence; a line with no such place
+# is split whole, as before.
+LONG_LINE = 2_000
+_CERTAIN_END = re.compile(r"\b[a-z]{3,}[.!?][\"”’']?(?=\s+[\"“‘]?[A-Z])")
+
+
+def _pieces(line: str) -> list[tuple[int, int]]:
+    """(start, end) of consecutive pieces covering ``line``: the whole line when it is at
+    most LONG_LINE characters, else cut at certain sentence ends every LONG_LINE or so."""
+    if len(line) <= LONG_LINE:
+        return [(0, len(line))]
+    pieces, start = [], 0
+    for match in _CERTAIN_END.finditer(line):
+        if match.end() - start >= LONG_LINE:
+            pieces.append((start, match.end()))
+            start = match.end()
+    pieces.append((start, len(line)))
+    return pieces
+
+
 def is_boilerplate(line: str) -> bool:
     """True for lines that carry no reporting: URLs, dated bylines, copyright, comments."""
     stripped = line.strip()
@@ -74,9 +100,11 @@ def _split_line(line: str) -> list[tuple[int, int]]:
     marker = _LIST_MARKER.match(line)
     body_start = marker.end() if marker else 0
     spans: list[tuple[int, int]] = []
-    for span in _segmenter().segment(line[body_start:]):
-        pieces = _split_missed_breaks(line, body_start + span.start, body_start + span.end)
-        spans.extend(pieces)
+    body = line[body_start:]
+    for piece_start, piece_end in _pieces(body):
+        offset = body_start + piece_start
+        for span in _segmenter().segment(body[piece_start:piece_end]):
+            spans.extend(_split_missed_breaks(line, offset + span.start, offset + span.end))
     if marker and spans:
         # Keep "1. " with its item: the number is part of the list fragment.
         spans[0] = (len(line) - len(line.lstrip()), spans[0][1])

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import segment as segment_module
 from pipeline.segment import is_boilerplate, segment, segment_texts
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
@@ -161,3 +162,41 @@ def test_threads_segmenting_at_once_each_get_their_own_sentences():
         thread.join()
     assert all(len(sentences) == 12 for sentences in expected)
     assert results == {}
+
+
+# A paragraph of our own, with the abbreviations and initials pysbd must not split at.
+LONG_PARAGRAPH = (
+    "On Tuesday, Mr. Abe's successor told the Diet that the U.S. alliance was unchanged. "
+    "A spokesperson in Beijing called the remarks “a grave provocation.” "
+    "Analysts at a think tank in Washington, D.C. said the row could last until Jan. 2026, "
+    "citing Gen. Tanaka's briefing on Sunday! "
+    "Would Tokyo budge? "
+    "The envoy replied on the platform X. He said talks were still possible (as before.) "
+    "Exports of dual-use items fell by 4.5 per cent in the first month. "
+)
+
+
+@pytest.mark.parametrize("repeats", [1, 40, 150])
+def test_a_long_line_is_cut_first_only_where_pysbd_also_ends_a_sentence(repeats, monkeypatch):
+    # Numbered copies, so no sentence repeats word for word (repeats are kept once).
+    line = " ".join(LONG_PARAGRAPH.replace("by 4.5", f"by {i}.5") for i in range(repeats))
+    chunked = segment(line)
+    if repeats > 1:
+        assert len(line) > 2000 and len(segment_module._pieces(line)) > 1
+    monkeypatch.setattr(segment_module, "LONG_LINE", 10**9)  # pysbd on the whole line
+    assert chunked == segment(line)
+    # Six sentences a paragraph (pysbd keeps "(as before.) Exports ..." together); only
+    # the last differs between copies, the other five repeat and are kept once.
+    assert len(chunked) == 5 + repeats
+
+
+def test_pieces_cover_the_line_and_cut_only_at_certain_sentence_ends():
+    line = " ".join([LONG_PARAGRAPH] * 60)
+    pieces = segment_module._pieces(line)
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(line)
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
+    for _, end in pieces[:-1]:
+        before = line[:end].rsplit(" ", 1)[-1]
+        assert before[:3].isalpha() and before[:3].islower(), before
+        assert before.rstrip("”’'\"")[-1] in ".!?", before
+    assert segment_module._pieces("No end here " * 400) == [(0, 4800)]  # nothing certain
