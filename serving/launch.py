@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"  # servers started here bind to loopback only
 SERVICE = "serving.service:StanceService"
@@ -149,17 +150,10 @@ def start(
 
 
 @contextlib.contextmanager
-def running(
-    command: Sequence[str],
-    url: str,
-    log_path: Path,
-    timeout_s: float,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-    path: str = READY_PATH,
-) -> Iterator[subprocess.Popen]:
-    """start(), yield the process, stop() it afterwards whatever happened."""
-    process = start(command, url, log_path, timeout_s, env, cwd, path)
+def running(*args: Any, **kwargs: Any) -> Iterator[subprocess.Popen]:
+    """start() with the same arguments, yield the process, stop() it afterwards
+    whatever happened."""
+    process = start(*args, **kwargs)
     try:
         yield process
     finally:
