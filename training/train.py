@@ -23,7 +23,10 @@ import csv
 import logging
 import os
 import tempfile
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import mlflow
 import numpy as np
@@ -84,6 +87,10 @@ class TrainParams(StrictParams):
     # Label smoothing (cross-entropy against (1 - e) one-hot + e uniform): a softer target
     # for near-duplicate rows whose labels the guideline separates by a single cue.
     label_smoothing: float = 0.0
+    # Class weights in the loss, from the training split's stance counts n_c (N rows, K
+    # stances): "none", or "inverse_sqrt", weight (N / (K n_c)) ** 0.5. Macro-F1 counts
+    # every stance alike, while the corpus, shaped like real news, has few hedging rows.
+    class_weighting: Literal["none", "inverse_sqrt"] = "none"
 
     def check(self) -> None:
         require(bool(self.base_model.strip()), "train.base_model", "must not be empty")
@@ -248,6 +255,36 @@ def per_class_f1(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     return {f"{ID2LABEL[i]}_f1": float(score) for i, score in enumerate(scores)}
 
 
+CLASS_WEIGHT_POWER = {"none": 0.0, "inverse_sqrt": 0.5}
+
+
+def class_weights(stances: list[str], power: float) -> list[float]:
+    """Per class id, (N / (K n_c)) ** power from the stances' counts; power 0 is all 1.
+
+    A stance with no row cannot be weighted: ValueError naming it.
+    """
+    counts = Counter(stances)
+    missing = [stance for stance in LABEL2ID if not counts[stance]]
+    if missing:
+        raise ValueError(f"no training row has stance {missing}: cannot weight the classes")
+    total, classes = len(stances), len(LABEL2ID)
+    return [(total / (classes * counts[ID2LABEL[i]])) ** power for i in range(classes)]
+
+
+def weighted_cross_entropy(weights: list[float], label_smoothing: float) -> Callable:
+    """The Trainer's ``compute_loss_func``: class-weighted (and smoothed) cross-entropy,
+    the weighted mean over the batch as torch computes it."""
+    weight = torch.tensor(weights, dtype=torch.float32)
+
+    def loss(outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        return torch.nn.functional.cross_entropy(
+            logits.float(), labels, weight=weight.to(logits.device), label_smoothing=label_smoothing
+        )
+
+    return loss
+
+
 def training_arguments(params: TrainParams, checkpoints: str) -> TrainingArguments:
     """The Trainer's settings for ``params``, checkpoints written under ``checkpoints``."""
     per = "epoch" if params.max_steps == -1 else "steps"  # evaluate, save and log per ...
@@ -305,6 +342,14 @@ def train(
         model.get_input_embeddings().weight.requires_grad_(False)
     if params.freeze_layers:
         freeze_bottom_layers(model, params.freeze_layers)
+    loss = None  # the model's own cross-entropy (smoothed by the Trainer if asked)
+    if params.class_weighting != "none":
+        weights = class_weights(
+            [row.stance for row in train_rows], CLASS_WEIGHT_POWER[params.class_weighting]
+        )
+        logger.info("class weights (%s): %s", params.class_weighting,
+                    ", ".join(f"{ID2LABEL[i]} {w:.3f}" for i, w in enumerate(weights)))  # fmt: skip
+        loss = weighted_cross_entropy(weights, params.label_smoothing)
     with tempfile.TemporaryDirectory(prefix="stance-checkpoints-") as checkpoints:
         arguments = training_arguments(params, checkpoints)
         validation = to_dataset(validation_rows, tokenizer, params.max_length)
@@ -315,6 +360,7 @@ def train(
             eval_dataset=validation,
             data_collator=DataCollatorWithPadding(tokenizer),  # pads each batch to its longest row
             compute_metrics=macro_f1,
+            compute_loss_func=loss,
             callbacks=[epochs := EpochHistory()],
         )
         if params.weight_averaging_start is not None:

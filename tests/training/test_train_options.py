@@ -1,5 +1,6 @@
 """Training options of training.train: weight averaging (which steps are averaged, what
-the model holds when training ends) and frozen bottom layers."""
+the model holds when training ends), frozen bottom layers, label smoothing and class
+weights."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from pipeline.config import ConfigError
+from pipeline.config import ConfigError, parse_section
 from training.train import TrainParams, WeightAveraging
 
 
@@ -67,11 +68,16 @@ TINY = dict(
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("weight_averaging_start", 1.0), ("weight_averaging_every", 0), ("label_smoothing", 1.0)],
+    [
+        ("weight_averaging_start", 1.0),
+        ("weight_averaging_every", 0),
+        ("label_smoothing", 1.0),
+        ("class_weighting", "inverse"),
+    ],
 )
 def test_out_of_range_settings_name_the_key(key, value):
     with pytest.raises((ConfigError, ValidationError), match=f"train.{key}"):
-        TrainParams(**TINY, **{key: value}).check()
+        parse_section({**TINY, key: value}, "train", TrainParams).check()
 
 
 def test_trainer_settings_follow_the_options(tmp_path):
@@ -86,6 +92,35 @@ def test_trainer_settings_follow_the_options(tmp_path):
     assert smoothed.label_smoothing_factor == 0.1
     # the average is the model: no checkpoint is written or read back
     assert smoothed.save_strategy == "no" and not smoothed.load_best_model_at_end
+
+
+def test_class_weights_follow_the_counts():
+    from training.train import class_weights
+
+    stances = ["neutral"] * 8 + ["hostile"] * 4 + ["supportive"] * 2 + ["hedging"] * 2
+    # N / (K n_c) = 16 / (4 n_c): supportive 2, hostile 1, hedging 2, neutral 0.5
+    assert class_weights(stances, 1.0) == pytest.approx([2.0, 1.0, 2.0, 0.5])
+    assert class_weights(stances, 0.5) == pytest.approx([2**0.5, 1.0, 2**0.5, 0.5**0.5])
+    assert class_weights(stances, 0.0) == [1.0] * 4
+    with pytest.raises(ValueError, match="hedging"):
+        class_weights(["neutral", "hostile", "supportive"], 0.5)
+
+
+def test_weighted_cross_entropy_weights_each_row_by_its_class():
+    from training.train import weighted_cross_entropy
+
+    logits = torch.tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    labels = torch.tensor([0, 3])
+    per_row = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    loss = weighted_cross_entropy([3.0, 1.0, 1.0, 1.0], 0.0)
+    got = loss({"logits": logits}, labels)
+    assert got.item() == pytest.approx(((3 * per_row[0] + per_row[1]) / 4).item())
+    plain = weighted_cross_entropy([1.0] * 4, 0.0)((logits,), labels)  # a tuple output
+    assert plain.item() == pytest.approx(per_row.mean().item())
+    smoothed = weighted_cross_entropy([1.0] * 4, 0.1)({"logits": logits}, labels)
+    assert smoothed.item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1).item()
+    )
 
 
 def small_bert():
@@ -121,8 +156,8 @@ def test_freezing_more_layers_than_the_encoder_has_names_the_key():
 
 @pytest.mark.slow
 def test_a_tiny_run_with_all_options_saves_the_averaged_model(tmp_path, caplog):
-    """The real Trainer path: packaged MiniLM, 4 steps, two layers frozen, averaging and
-    label smoothing on."""
+    """The real Trainer path: packaged MiniLM, 4 steps, two layers frozen, averaging,
+    label smoothing and class weights on."""
     from pipeline.records import LabelledRow
     from training.train import train
 
@@ -134,11 +169,11 @@ def test_a_tiny_run_with_all_options_saves_the_averaged_model(tmp_path, caplog):
     ]
     rows = [
         LabelledRow(id=f"r{i}", doc=f"d{i}", sentence=s, actor=a, stance=st)
-        for i, (s, a, st) in enumerate(sentences * 2)
+        for i, (s, a, st) in enumerate(sentences * 2 + sentences[3:] * 2)
     ]
     params = TrainParams(
         **TINY, max_steps=4, weight_averaging_start=0.5, weight_averaging_every=1,
-        freeze_layers=2, label_smoothing=0.1,
+        freeze_layers=2, label_smoothing=0.1, class_weighting="inverse_sqrt",
     )  # fmt: skip
     caplog.set_level("INFO", logger="training.train")
     metrics, _ = train(
@@ -146,5 +181,8 @@ def test_a_tiny_run_with_all_options_saves_the_averaged_model(tmp_path, caplog):
     )
     # steps 2, 3 and 4 (the last is the final weights: not counted twice)
     assert "weight averaging: 3 snapshots from step 2 of 4" in caplog.text
+    # 10 rows, 4 neutral: (10 / (4 * 4)) ** 0.5 = 0.791; the others (10 / (4 * 2)) ** 0.5
+    weights = "supportive 1.118, hostile 1.118, hedging 1.118, neutral 0.791"
+    assert f"class weights (inverse_sqrt): {weights}" in caplog.text
     assert (tmp_path / "model" / "model.safetensors").is_file()
     assert 0.0 <= metrics["validation_macro_f1"] <= 1.0
