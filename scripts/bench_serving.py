@@ -31,7 +31,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -277,12 +276,8 @@ def running_service(url: str | None) -> Iterator[str]:
     if url:
         yield url.rstrip("/")
         return
-    port = launch.free_port()
-    base = f"http://{launch.HOST}:{port}"
-    log = Path(tempfile.mkstemp(prefix="bench-serve-", suffix=".log")[1])
     try:
-        with launch.running(launch.serve_command(port), base, log, READY_TIMEOUT_S,
-                            launch.serve_env(), REPO_ROOT):  # fmt: skip
+        with launch.bentoml_serve("bench-serve-", READY_TIMEOUT_S, REPO_ROOT) as (base, _, _):
             yield base
     except launch.ServerFailed as error:
         raise SystemExit(str(error)) from None

@@ -30,7 +30,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -167,14 +166,9 @@ def running_service(url: str | None) -> Iterator[tuple[str, int | None, str]]:
             raise SystemExit(str(error)) from None
         yield url, None, "given with --url"
         return
-    port = launch.free_port()
-    base = f"http://{launch.HOST}:{port}"
-    log = Path(tempfile.mkstemp(prefix="load-serve-", suffix=".log")[1])
     try:
-        with launch.running(launch.serve_command(port), base, log, READY_TIMEOUT_S,
-                            launch.serve_env(),
-                            REPO_ROOT) as process:  # fmt: skip
-            yield base, process.pid, f"started here (log {log})"
+        with launch.bentoml_serve("load-serve-", READY_TIMEOUT_S, REPO_ROOT) as (url, process, log):
+            yield url, process.pid, f"started here (log {log})"
     except launch.ServerFailed as error:
         raise SystemExit(str(error)) from None
 

@@ -18,10 +18,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 HOST = "127.0.0.1"  # servers started here bind to loopback only
 SERVICE = "serving.service:StanceService"
@@ -59,13 +61,19 @@ def serve_env(
     return env
 
 
+def local_url(port: int) -> str:
+    """The base URL of a server started here on ``port``."""
+    return f"http://{HOST}:{port}"
+
+
 def is_ready(url: str, path: str = READY_PATH, timeout: float = 2.0) -> bool:
     """True when GET ``url + path`` answers 200; False when refused, hung or other status."""
-    host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     try:
-        connection = http.client.HTTPConnection(host, int(port or 80), timeout=timeout)
+        connection = kind(parts.hostname, parts.port, timeout=timeout)
         try:
-            connection.request("GET", path)
+            connection.request("GET", parts.path.rstrip("/") + path)
             return connection.getresponse().status == 200
         finally:
             connection.close()
@@ -158,3 +166,18 @@ def running(*args: Any, **kwargs: Any) -> Iterator[subprocess.Popen]:
         yield process
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def bentoml_serve(
+    log_prefix: str, timeout_s: float, cwd: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """`bentoml serve` of the service on a free loopback port, in this process's
+    environment made offline (serve_env), output to a new temporary log file named
+    ``log_prefix...log`` (kept for reading afterwards): yields (base URL, process, log)."""
+    port = free_port()
+    handle, name = tempfile.mkstemp(prefix=log_prefix, suffix=".log")
+    os.close(handle)  # start() opens the file itself
+    log = Path(name)
+    with running(serve_command(port), local_url(port), log, timeout_s, serve_env(), cwd) as process:
+        yield local_url(port), process, log

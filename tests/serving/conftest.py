@@ -124,7 +124,7 @@ def start_server(
     """Start a server process in its own process group and wait until /readyz answers
     200; a server that exits or is not ready in time is stopped and fails the test."""
     try:
-        return launch.start(command, f"http://{launch.HOST}:{port}", log_path,
+        return launch.start(command, launch.local_url(port), log_path,
                             READY_TIMEOUT_S, env, cwd)  # fmt: skip
     except launch.ServerFailed as error:
         pytest.fail(str(error))
@@ -136,7 +136,7 @@ def running(command: list[str], port: int, env: dict, cwd: Path, log_path: Path)
     stop its process group (by the pid we started) afterwards."""
     process = start_server(command, port, env, cwd, log_path)
     try:
-        yield f"http://{launch.HOST}:{port}"
+        yield launch.local_url(port)
     finally:
         stop_process_group(process)
 

@@ -26,11 +26,12 @@ def gone(pid: int) -> bool:
 
 def test_start_waits_for_ready_and_stop_ends_the_process(tmp_path: Path):
     port = launch.free_port()
-    url = f"http://{launch.HOST}:{port}"
+    url = launch.local_url(port)
     assert not launch.is_ready(url, "/")  # nothing listens yet
     with launch.running(http_server(port), url, tmp_path / "log", 30, cwd=tmp_path, path="/") as p:
         assert p.poll() is None
         assert launch.is_ready(url, "/")
+        assert launch.is_ready(url + "/", "/")  # a base URL given with a trailing slash
         assert not launch.is_ready(url, "/no-such-page")  # 404 is not ready
     assert p.poll() is not None
     assert not launch.is_ready(url, "/")
@@ -39,7 +40,7 @@ def test_start_waits_for_ready_and_stop_ends_the_process(tmp_path: Path):
 def test_a_server_that_exits_fails_with_its_code_and_log(tmp_path: Path):
     command = [sys.executable, "-c", "import sys; print('cannot load the model'); sys.exit(3)"]
     with pytest.raises(launch.ServerFailed, match="exited with 3") as failure:
-        launch.start(command, f"http://{launch.HOST}:{launch.free_port()}", tmp_path / "log", 30)
+        launch.start(command, launch.local_url(launch.free_port()), tmp_path / "log", 30)
     assert "cannot load the model" in str(failure.value)
     assert str(tmp_path / "log") in str(failure.value)
 
@@ -47,7 +48,7 @@ def test_a_server_that_exits_fails_with_its_code_and_log(tmp_path: Path):
 def test_a_server_never_ready_is_stopped_and_fails(tmp_path: Path):
     marker = f"never-ready-{time.monotonic_ns()}"
     command = [sys.executable, "-c", "import time, sys; time.sleep(300)", marker]
-    url = f"http://{launch.HOST}:{launch.free_port()}"
+    url = launch.local_url(launch.free_port())
     with pytest.raises(launch.ServerFailed, match=r"not ready in 1 s"):
         launch.start(command, url, tmp_path / "log", timeout_s=1)
     left = [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
@@ -59,7 +60,7 @@ def test_stop_reaches_workers_in_the_process_group(tmp_path: Path):
     child_pid = tmp_path / "child.pid"
     # the "arbiter" starts a worker, then becomes the HTTP server (exec keeps the pid)
     script = f"sleep 300 & echo $! > {child_pid}; exec {' '.join(http_server(port))}"
-    url = f"http://{launch.HOST}:{port}"
+    url = launch.local_url(port)
     with launch.running(["bash", "-c", script], url, tmp_path / "log", 30, path="/") as process:
         worker = int(child_pid.read_text())
         assert not gone(worker)

@@ -33,14 +33,14 @@ class MlflowServer:
 
     def __init__(self, store: Path, port: int):
         self.store, self.port = store, port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = launch.local_url(port)
         self.log = store / "server.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         command = [
             sys.executable, "-m", "mlflow", "server",
-            "--host", "127.0.0.1",
+            "--host", launch.HOST,
             "--port", str(self.port),
             "--backend-store-uri", f"sqlite:///{self.store / 'db.sqlite'}",
             "--artifacts-destination", str(self.store / "artifacts"),
