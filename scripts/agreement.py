@@ -4,7 +4,8 @@ Compares the second annotator's stances with the current corpus labels (so rows
 relabelled in round 4 to the sharpened guideline count with their new label, and
 rows cut since are left out and counted): Cohen's kappa and
 raw agreement per sample and overall, the confusion between the two, and every
-disagreement with its resolution from data/agreement/resolutions.jsonl.
+disagreement with its resolution from data/agreement/resolutions.jsonl (a resolution
+that a later rule overturned carries "superseded": the label now in the corpus and why).
 Usage: python scripts/agreement.py
 """
 
@@ -34,6 +35,19 @@ def agreement_line(name: str, first: list[str], second: list[str]) -> str:
     kappa = cohen_kappa_score(first, second, labels=list(STANCES))
     agree = sum(a == b for a, b in zip(first, second, strict=True)) / len(first)
     return f"{name}: rows {len(first)}, raw agreement {agree:.3f}, Cohen's kappa {kappa:.3f}"
+
+
+def outcome_text(resolution: dict, current: str) -> str:
+    """How a disagreement ended, checked against the label the corpus has now."""
+    outcome = resolution.get("resolved", "UNRESOLVED")
+    superseded = resolution.get("superseded")
+    if superseded and current == superseded["label"]:
+        return f"{outcome}, superseded -> {current} ({superseded['why']})"
+    if superseded:
+        return f"{outcome} (superseded by {superseded['label']}, but the corpus says {current})"
+    if outcome != "UNRESOLVED" and current != outcome:
+        return f"{outcome} (NOT APPLIED to the corpus)"
+    return outcome
 
 
 def main() -> None:
@@ -75,10 +89,7 @@ def main() -> None:
     print("\ndisagreements:")
     for item, first in zip(items, all_first, strict=True):
         if item["stance"] != first:
-            resolution = resolutions.get(item["id"], {})
-            outcome = resolution.get("resolved", "UNRESOLVED")
-            if outcome != "UNRESOLVED" and corpus[item["id"]].stance != outcome:
-                outcome += " (NOT APPLIED to the corpus)"
+            outcome = outcome_text(resolutions.get(item["id"], {}), corpus[item["id"]].stance)
             print(f"  {item['id']}: corpus={first} second={item['stance']} -> {outcome}")
             print(f"      {corpus[item['id']].sentence[:140]}")
 
