@@ -14,6 +14,7 @@ over ``logits / temperature`` is computed here, identically for both.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -239,7 +240,10 @@ class TorchBackend:
         import torch
         from transformers import AutoModelForSequenceClassification
 
+        from pipeline.model import register_architecture
+
         check_safetensors(model_dir)
+        register_architecture()  # a marker-pooling model names its own model_type
         self._torch = torch
         self.model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, use_safetensors=True
@@ -282,11 +286,14 @@ class OnnxBackend:
 
 
 def load_labels(model_dir: Path) -> list[str]:
-    """Output names in logit order, from the directory's Hugging Face config."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(model_dir)
-    return [config.id2label[i] for i in range(config.num_labels)]
+    """Output names in logit order, from the directory's Hugging Face config (read as JSON:
+    the ONNX path needs no model class, whatever architecture the config names)."""
+    path = Path(model_dir) / MODEL_CONFIG
+    try:
+        id2label = json.loads(path.read_text(encoding="utf-8"))["id2label"]
+        return [id2label[str(i)] for i in range(len(id2label))]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: no usable id2label ({error!r})") from error
 
 
 class StancePredictor:

@@ -178,7 +178,9 @@ def naive_loop(model_dir: Path, rows: list) -> Figure:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from pipeline.formatting import model_input
+    from pipeline.model import register_architecture
 
+    register_architecture()  # the model's own model_type (marker pooling)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     max_length = json.loads((model_dir / "inference.json").read_text())["max_length"]

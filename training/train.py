@@ -34,7 +34,6 @@ import torch
 from datasets import Dataset
 from sklearn.metrics import f1_score
 from transformers import (
-    AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
     Trainer,
@@ -50,6 +49,7 @@ from pipeline.formatting import model_input
 from pipeline.inference import InferenceConfig
 from pipeline.labels import ID2LABEL, LABEL2ID
 from pipeline.lineage import Lineage, file_md5
+from pipeline.model import marker_token_id, new_classifier
 from pipeline.records import LabelledRow, load_labelled
 from training import train_log
 from training.calibration import fit_temperature, negative_log_likelihood, softmax
@@ -91,6 +91,9 @@ class TrainParams(StrictParams):
     # stances): "none", or "inverse_sqrt", weight (N / (K n_c)) ** 0.5. Macro-F1 counts
     # every stance alike, while the corpus, shaped like real news, has few hedging rows.
     class_weighting: Literal["none", "inverse_sqrt"] = "none"
+    # How the classifier reads the encoder (pipeline.model): "cls", the stock BERT head on
+    # the [CLS] token; "marker", the all-token mean beside the vector at the actor's marks.
+    pooling: Literal["cls", "marker"] = "cls"
 
     def check(self) -> None:
         require(bool(self.base_model.strip()), "train.base_model", "must not be empty")
@@ -335,8 +338,13 @@ def train(
     set_seed(params.seed)
     base = resolve_base_model(params.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(ID2LABEL), id2label=ID2LABEL, label2id=LABEL2ID
+    model = new_classifier(
+        base,
+        params.pooling,
+        marker_token_id(tokenizer) if params.pooling == "marker" else None,
+        num_labels=len(ID2LABEL),
+        id2label=ID2LABEL,
+        label2id=LABEL2ID,
     )
     if params.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)

@@ -136,3 +136,32 @@ def test_inconsistent_backend_fields_are_rejected_naming_the_file(
     with pytest.raises(ValueError, match=message) as raised:
         InferenceConfig.load(tmp_path)
     assert str(tmp_path / "inference.json") in str(raised.value)
+
+
+def test_labels_come_from_the_config_in_logit_order(tmp_path: Path) -> None:
+    from pipeline.inference import load_labels
+
+    (tmp_path / "config.json").write_text(
+        json.dumps({"id2label": {"1": "hostile", "0": "supportive"}}), encoding="utf-8"
+    )
+    assert load_labels(tmp_path) == ["supportive", "hostile"]
+
+
+@pytest.mark.parametrize(
+    "text", ["{not json", json.dumps({"num_labels": 4}), json.dumps({"id2label": {"1": "x"}})]
+)
+def test_a_config_without_usable_labels_names_the_file(tmp_path: Path, text: str) -> None:
+    from pipeline.inference import load_labels
+
+    (tmp_path / "config.json").write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match="config.json: no usable id2label"):
+        load_labels(tmp_path)
+
+
+def test_the_stock_bert_head_still_loads(tmp_path: Path, make_tiny_model) -> None:
+    """Models trained with train.pooling: cls (every version before marker pooling)."""
+    model_dir = make_tiny_model(tmp_path / "cls", None, MAX_LENGTH, pooling="cls")
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    assert config["model_type"] == "bert"
+    scores, _ = StancePredictor(model_dir).predict_proba([("Tokyo summoned the envoy.", "japan")])
+    assert scores.shape == (1, 4) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)

@@ -4,6 +4,7 @@ weights."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -73,6 +74,7 @@ TINY = dict(
         ("weight_averaging_every", 0),
         ("label_smoothing", 1.0),
         ("class_weighting", "inverse"),
+        ("pooling", "max"),
     ],
 )
 def test_out_of_range_settings_name_the_key(key, value):
@@ -157,7 +159,7 @@ def test_freezing_more_layers_than_the_encoder_has_names_the_key():
 @pytest.mark.slow
 def test_a_tiny_run_with_all_options_saves_the_averaged_model(tmp_path, caplog):
     """The real Trainer path: packaged MiniLM, 4 steps, two layers frozen, averaging,
-    label smoothing and class weights on."""
+    label smoothing, class weights and marker pooling on."""
     from pipeline.records import LabelledRow
     from training.train import train
 
@@ -173,7 +175,7 @@ def test_a_tiny_run_with_all_options_saves_the_averaged_model(tmp_path, caplog):
     ]
     params = TrainParams(
         **TINY, max_steps=4, weight_averaging_start=0.5, weight_averaging_every=1,
-        freeze_layers=2, label_smoothing=0.1, class_weighting="inverse_sqrt",
+        freeze_layers=2, label_smoothing=0.1, class_weighting="inverse_sqrt", pooling="marker",
     )  # fmt: skip
     caplog.set_level("INFO", logger="training.train")
     metrics, _ = train(
@@ -185,4 +187,6 @@ def test_a_tiny_run_with_all_options_saves_the_averaged_model(tmp_path, caplog):
     weights = "supportive 1.118, hostile 1.118, hedging 1.118, neutral 0.791"
     assert f"class weights (inverse_sqrt): {weights}" in caplog.text
     assert (tmp_path / "model" / "model.safetensors").is_file()
+    config = json.loads((tmp_path / "model" / "config.json").read_text(encoding="utf-8"))
+    assert config["model_type"] == "stance-bert" and config["marker_token_id"] == 1031
     assert 0.0 <= metrics["validation_macro_f1"] <= 1.0
