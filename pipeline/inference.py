@@ -146,6 +146,9 @@ def pair_tokenizer(model_dir: Path, max_length: int):
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
+    from pipeline.model_config import register_config
+
+    register_config()  # AutoTokenizer reads config.json first; it may name stance-bert
     loaded = AutoTokenizer.from_pretrained(model_dir)
     if not getattr(loaded, "is_fast", False):
         raise ValueError(f"{model_dir}: the tokenizer must be a fast (Rust) tokenizer")

@@ -22,7 +22,6 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
-    BertConfig,
     BertModel,
     BertPreTrainedModel,
 )
@@ -30,17 +29,9 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils.generic import can_return_tuple
 
 from pipeline.formatting import MARK_CLOSE, MARK_OPEN
+from pipeline.model_config import MODEL_TYPE, StanceBertConfig, register_config
 
-MODEL_TYPE = "stance-bert"
 POOLINGS = ("cls", "marker")  # train.pooling: the stock [CLS] head, or this model
-
-
-class StanceBertConfig(BertConfig):
-    model_type = MODEL_TYPE
-
-    def __init__(self, marker_token_id: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.marker_token_id = marker_token_id
 
 
 def marker_features(
@@ -107,7 +98,7 @@ class StanceBertForSequenceClassification(BertPreTrainedModel):
 def register_architecture() -> None:
     """Tell AutoConfig and AutoModelForSequenceClassification about ``stance-bert``
     (idempotent; every loader of a saved model calls it first)."""
-    AutoConfig.register(MODEL_TYPE, StanceBertConfig, exist_ok=True)
+    register_config()
     AutoModelForSequenceClassification.register(
         StanceBertConfig, StanceBertForSequenceClassification, exist_ok=True
     )

@@ -165,3 +165,22 @@ def test_the_stock_bert_head_still_loads(tmp_path: Path, make_tiny_model) -> Non
     assert config["model_type"] == "bert"
     scores, _ = StancePredictor(model_dir).predict_proba([("Tokyo summoned the envoy.", "japan")])
     assert scores.shape == (1, 4) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_tokenizer_of_a_marker_model_loads_without_a_config_warning(
+    model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AutoTokenizer reads config.json first: an unknown model_type made transformers fall
+    back to a bare config with a warning that the model 'can yield errors'."""
+    from transformers.utils import logging as transformers_logging
+
+    from pipeline.inference import pair_tokenizer
+
+    assert json.loads((model_dir / "config.json").read_text())["model_type"] == "stance-bert"
+    transformers_logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            pair_tokenizer(model_dir, MAX_LENGTH)
+    finally:
+        transformers_logging.disable_propagation()
+    assert "to instantiate a model of type" not in caplog.text
