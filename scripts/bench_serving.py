@@ -344,6 +344,9 @@ def scale_run(model_dir: Path, n: int, length: int | None) -> dict:
 def predictor_tokenizer(model_dir: Path):
     from transformers import AutoTokenizer
 
+    from pipeline.model_config import register_config
+
+    register_config()  # config.json names stance-bert (marker pooling)
     return AutoTokenizer.from_pretrained(model_dir)
 
 
