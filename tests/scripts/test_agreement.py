@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,11 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def agreement():
-    spec = importlib.util.spec_from_file_location("agreement", ROOT / "scripts" / "agreement.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def agreement(load_script):
+    return load_script("agreement")
 
 
 def test_applied_resolution_is_reported_plainly(agreement) -> None:

@@ -3,8 +3,6 @@ metrics, registered as versions with the tags `register` gives them."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,15 +12,8 @@ NAME = "stance-classifier"
 
 
 @pytest.fixture(scope="module")
-def compare_versions():
-    spec = importlib.util.spec_from_file_location(
-        "compare_versions", ROOT / "scripts" / "compare_versions.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+def compare_versions(load_script):
+    return load_script("compare_versions")
 
 
 @pytest.fixture

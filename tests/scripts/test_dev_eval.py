@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -34,11 +33,8 @@ def dev_line(i: int, sentence: str, actor: str, stance: str, **extra) -> str:
 
 
 @pytest.fixture(scope="module")
-def dev_eval():
-    spec = importlib.util.spec_from_file_location("dev_eval", ROOT / "scripts" / "dev_eval.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def dev_eval(load_script):
+    return load_script("dev_eval")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,13 +16,8 @@ DEV = [
 
 
 @pytest.fixture(scope="module")
-def dev_overlap():
-    spec = importlib.util.spec_from_file_location(
-        "dev_overlap", ROOT / "scripts" / "dev_overlap.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def dev_overlap(load_script):
+    return load_script("dev_overlap")
 
 
 def write_rows(path: Path, sentences: list[str]) -> Path:
