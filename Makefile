@@ -45,11 +45,13 @@ actor-report:
 
 # Real-news dev set (outside the repository; never trained on): figures to stdout and
 # to the model's MLflow run, misclassified rows to reports/dev/ (git-ignored).
-# Override with `make dev-eval DEV=path/to/dev.jsonl MODEL=path/to/model_dir`.
+# Override with `make dev-eval DEV=path/to/dev.jsonl MODEL=path/to/model_dir`; add
+# AGAINST=other/model_dir for the paired difference of two models on the same resamples.
 DEV ?= ../shared/realnews-dev.jsonl
 MODEL ?= models/stance
+AGAINST ?=
 dev-eval:
-	$(PY) scripts/dev_eval.py --dev $(DEV) --model-dir $(MODEL)
+	$(PY) scripts/dev_eval.py --dev $(DEV) --model-dir $(MODEL) $(if $(AGAINST),--against $(AGAINST))
 
 bench-repro:
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/bench_repro.sh

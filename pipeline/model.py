@@ -17,6 +17,8 @@ describes itself; the model is an ordinary `AutoModelForSequenceClassification` 
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 from transformers import (
@@ -31,7 +33,9 @@ from transformers.utils.generic import can_return_tuple
 from pipeline.formatting import MARK_CLOSE, MARK_OPEN
 from pipeline.model_config import MODEL_TYPE, StanceBertConfig, register_config
 
-POOLINGS = ("cls", "marker")  # train.pooling: the stock [CLS] head, or this model
+# train.pooling: the stock [CLS] head, or this model
+Pooling = Literal["cls", "marker"]
+POOLINGS: tuple[str, ...] = get_args(Pooling)
 
 
 def marker_features(
@@ -117,9 +121,10 @@ def marker_token_id(tokenizer) -> int:
     return mark
 
 
-def new_classifier(base: str, pooling: str, marker_token_id: int | None, **config):
+def new_classifier(base: str, pooling: str, tokenizer, **config):
     """The untrained classifier over the encoder at ``base`` (config: num_labels,
-    id2label, label2id): the stock BERT [CLS] head, or the marker-reading one."""
+    id2label, label2id): the stock BERT [CLS] head, or the marker-reading one, whose
+    mark id comes from ``tokenizer`` (checked by `marker_token_id`)."""
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}; expected one of {list(POOLINGS)}")
     if pooling == "cls":
@@ -128,5 +133,5 @@ def new_classifier(base: str, pooling: str, marker_token_id: int | None, **confi
     base_config = AutoConfig.from_pretrained(base).to_dict()
     base_config.pop("model_type", None)
     base_config.update(config)
-    stance_config = StanceBertConfig(marker_token_id=marker_token_id, **base_config)
+    stance_config = StanceBertConfig(marker_token_id=marker_token_id(tokenizer), **base_config)
     return AutoModelForSequenceClassification.from_pretrained(base, config=stance_config)

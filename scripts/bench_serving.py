@@ -8,11 +8,15 @@
      and 1k / 10k / 100k sentences (time and peak memory, each size in a fresh process).
 
 Every end-to-end figure is also given as a ratio to the naive loop of the same run.
+With ``--rounds N`` (default 3) the naive loop and the service arms run N times,
+interleaved (naive, then every service arm, then again), and a second table gives each
+arm's median and range over the rounds, its ratio taken against the naive loop of its
+own round: on 2 shared cores one run's figures move by 15-20% from run to run.
 The sentences are invented here (news-like, about 36 tokens per (actor, sentence) pair
 on average, varied lengths); no corpus or seed text is read.
 
 Usage (repository root, after `dvc repro`): make bench
-  or: python scripts/bench_serving.py [--url http://127.0.0.1:3000] [--quick]
+  or: python scripts/bench_serving.py [--url http://127.0.0.1:3000] [--quick] [--rounds N]
 Without --url the script starts `bentoml serve` on a free port (the store's model, as
 `make serve` would serve it) and stops it at the end.
 """
@@ -167,6 +171,43 @@ def row(figure: Figure, naive: Figure | None) -> None:
         f"{figure.pct(50):.1f} | {figure.pct(95):.1f} | {figure.pct(99):.1f} | {ratio} |",
         flush=True,
     )
+
+
+@dataclass
+class Spread:
+    """One arm's figures over the rounds: sentences/s, p99 ms, ratio to its round's naive."""
+
+    name: str
+    rates: list[float] = dataclasses.field(default_factory=list)
+    p99s: list[float] = dataclasses.field(default_factory=list)
+    ratios: list[float] = dataclasses.field(default_factory=list)
+    errors: int = 0
+
+    def add(self, figure: Figure, naive: Figure) -> None:
+        self.rates.append(figure.rate)
+        self.p99s.append(figure.pct(99))
+        self.ratios.append(figure.rate / naive.rate)
+        self.errors += figure.errors
+
+
+def median_range(values: list[float], digits: int, unit: str = "") -> str:
+    """'4.1× (3.7–4.4)': the median and, for more than one value, the range."""
+    middle = f"{statistics.median(values):.{digits}f}{unit}"
+    if len(values) < 2:
+        return middle
+    return f"{middle} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def spread_table(spreads: list[Spread]) -> None:
+    print("| run | rounds | sentences/s | p99 ms | × naive of its round |")
+    print("|---|---:|---:|---:|---:|")
+    for spread in spreads:
+        errors = f" ({spread.errors} errors)" if spread.errors else ""
+        print(
+            f"| {spread.name}{errors} | {len(spread.rates)} | {median_range(spread.rates, 0)} | "
+            f"{median_range(spread.p99s, 1)} | {median_range(spread.ratios, 1, '×')} |",
+            flush=True,
+        )
 
 
 # --------------------------------------------------------------------------- model-only
@@ -381,9 +422,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running service; default: start one")
     parser.add_argument("--quick", action="store_true", help="fewer rows (a smoke run)")
+    parser.add_argument(
+        "--rounds", type=int, default=3,
+        help="times the naive loop and the service arms run, interleaved (default 3)",
+    )  # fmt: skip
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--figure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1 (got {args.rounds})")
     if args.figure:
         kind, model_dir, count = args.figure
         figure_child(kind, Path(model_dir), int(count))
@@ -422,12 +469,34 @@ def main() -> None:
         load(url, rows, 4, 32, 4, "warm-up")
         runs: list[tuple[int, int, int]] = [(4, 32, n(40)), (1, 1, n(300)), (4, 1, n(150)),
                                             (16, 1, n(60))]  # fmt: skip
-        for clients, per_request, each in runs:
-            name = f"service {served}: {clients} clients × {per_request} per request"
-            row(load(url, rows, clients, per_request, each, name), naive)
+        naive_spread = Spread(naive.name)
+        naive_spread.add(naive, naive)
+        spreads = {
+            (clients, per_request): Spread(
+                f"service {served}: {clients} clients × {per_request} per request"
+            )
+            for clients, per_request, _ in runs
+        }
+        for round_index in range(args.rounds):
+            if round_index:  # round 0 uses the naive loop measured above
+                naive = figure_run("naive", torch_dir, n(600))
+                naive_spread.add(naive, naive)
+                print(f"round {round_index + 1} of {args.rounds}: naive loop "
+                      f"{naive.rate:.0f} sentences/s", file=sys.stderr, flush=True)  # fmt: skip
+            for clients, per_request, each in runs:
+                spread = spreads[clients, per_request]
+                figure = load(url, rows, clients, per_request, each, spread.name)
+                spread.add(figure, naive)
+                if not round_index:
+                    row(figure, naive)
         cores = len(os.sched_getaffinity(0))
         print(f"\nserved model: {model['tag']} ({served}); latencies per request; "
               f"clients and server share the same {cores} cores")  # fmt: skip
+    if args.rounds > 1:
+        print(f"\nOver {args.rounds} rounds (naive loop, then each service arm, in turn); "
+              "median (min–max):")  # fmt: skip
+        print()
+        spread_table([naive_spread, *spreads.values()])
 
     print("\nCost growth through the predictor (ONNX directory, batch 32, a fresh process each):")
     print()

@@ -49,7 +49,7 @@ from pipeline.formatting import model_input
 from pipeline.inference import InferenceConfig
 from pipeline.labels import ID2LABEL, LABEL2ID
 from pipeline.lineage import Lineage, file_md5
-from pipeline.model import marker_token_id, new_classifier
+from pipeline.model import Pooling, new_classifier
 from pipeline.records import LabelledRow, load_labelled
 from training import train_log
 from training.calibration import fit_temperature, negative_log_likelihood, softmax
@@ -70,6 +70,11 @@ class TrainParams(StrictParams):
     warmup_ratio: float
     seed: int
     max_steps: int = -1  # > 0 caps training (tiny test runs); -1 trains for `epochs`
+    # Token limit when the model scores (evaluation, export, serving; inference.json):
+    # longer pairs are cut there and flagged. None: max_length. Apart from max_length so
+    # that real-news sentences longer than any training pair are read whole without
+    # retraining (the encoder's position embeddings go to 512).
+    scoring_max_length: int | None = None
     # CPU speed (measured here, 50 steps of batch 16, Trainer): fp32 45 rows/s; bf16
     # autocast 48-62; bf16 with the word-embedding matrix frozen 76 (its 11.7 M of the
     # model's 22.7 M weights otherwise get a dense gradient and an AdamW update every step).
@@ -93,11 +98,16 @@ class TrainParams(StrictParams):
     class_weighting: Literal["none", "inverse_sqrt"] = "none"
     # How the classifier reads the encoder (pipeline.model): "cls", the stock BERT head on
     # the [CLS] token; "marker", the all-token mean beside the vector at the actor's marks.
-    pooling: Literal["cls", "marker"] = "cls"
+    pooling: Pooling = "cls"
 
     def check(self) -> None:
         require(bool(self.base_model.strip()), "train.base_model", "must not be empty")
         require(8 <= self.max_length <= 512, "train.max_length", "must be in [8, 512]")
+        require(
+            self.scoring_max_length is None or self.max_length <= self.scoring_max_length <= 512,
+            "train.scoring_max_length",
+            f"must be null or in [train.max_length ({self.max_length}), 512]",
+        )
         require(self.epochs > 0, "train.epochs", "must be > 0")
         require(self.batch_size >= 1, "train.batch_size", "must be >= 1")
         require(0 < self.learning_rate < 1, "train.learning_rate", "must be in (0, 1)")
@@ -341,7 +351,7 @@ def train(
     model = new_classifier(
         base,
         params.pooling,
-        marker_token_id(tokenizer) if params.pooling == "marker" else None,
+        tokenizer,
         num_labels=len(ID2LABEL),
         id2label=ID2LABEL,
         label2id=LABEL2ID,
@@ -387,7 +397,8 @@ def train(
         # The Trainer pickles its arguments beside the weights; the artifact does not need them.
         (staging / "training_args.bin").unlink(missing_ok=True)
         tokenizer.save_pretrained(str(staging))
-        InferenceConfig(max_length=params.max_length, temperature=temperature).save(staging)
+        scoring_length = params.scoring_max_length or params.max_length
+        InferenceConfig(max_length=scoring_length, temperature=temperature).save(staging)
     calibration = calibration_report(
         softmax(logits, temperature),
         labels.tolist(),

@@ -133,14 +133,14 @@ def test_new_classifier_starts_from_the_base_encoder(minilm) -> None:
 
     path, tokenizer = minilm
     labels = {"num_labels": len(ID2LABEL), "id2label": ID2LABEL, "label2id": LABEL2ID}
-    model = new_classifier(path, "marker", marker_token_id(tokenizer), **labels)
+    model = new_classifier(path, "marker", tokenizer, **labels)
     base = AutoModel.from_pretrained(path)
     assert type(model) is StanceBertForSequenceClassification
     assert model.config.id2label == ID2LABEL
     assert model.classifier.in_features == 2 * base.config.hidden_size
     query = "encoder.layer.3.attention.self.query.weight"
     assert torch.equal(model.bert.state_dict()[query], base.state_dict()[query])
-    stock = new_classifier(path, "cls", None, **labels)
+    stock = new_classifier(path, "cls", tokenizer, **labels)
     assert type(stock).__name__ == "BertForSequenceClassification"
     with pytest.raises(ValueError, match="unknown pooling"):
-        new_classifier(path, "max", None, **labels)
+        new_classifier(path, "max", tokenizer, **labels)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.records import DataError
@@ -144,3 +145,48 @@ def test_dev_reports_are_git_ignored():
         ["git", "check-ignore", "-q", "reports/dev/dev_misclassified.csv"], cwd=ROOT, check=False
     )
     assert done.returncode == 0, "reports/dev/ must be git-ignored: it quotes dev sentences"
+
+
+GOLD = ["hostile", "neutral", "supportive", "hedging", "neutral", "hedging", "hostile"]
+PREDICTED = ["hostile", "hostile", "supportive", "neutral", "neutral", "hedging", "neutral"]
+DOCS = ["a", "a", "b", "b", "c", "d", "d"]
+
+
+def test_every_page_once_gives_the_plain_macro_f1(dev_eval) -> None:
+    expected = stance_metrics(GOLD, PREDICTED, ["japan"] * len(GOLD))["macro_f1"]
+    once = dev_eval.resampled_macro_f1(GOLD, PREDICTED, DOCS, np.ones((1, 4)))
+    assert once[0] == pytest.approx(expected)
+
+
+def test_a_page_drawn_twice_counts_its_rows_twice(dev_eval) -> None:
+    # pages a, b, c, d drawn 2, 0, 1, 1 times
+    weights = np.array([[2.0, 0.0, 1.0, 1.0]])
+    rows = [i for i, doc in enumerate(DOCS) for _ in range({"a": 2, "c": 1, "d": 1}.get(doc, 0))]
+    gold, predicted = [GOLD[i] for i in rows], [PREDICTED[i] for i in rows]
+    expected = stance_metrics(gold, predicted, ["japan"] * len(rows))["macro_f1"]
+    drawn = dev_eval.resampled_macro_f1(GOLD, PREDICTED, DOCS, weights)
+    assert drawn[0] == pytest.approx(expected)
+
+
+def test_page_resamples_draw_as_many_pages_as_there_are(dev_eval) -> None:
+    weights = dev_eval.page_resamples(DOCS, 50, seed=1)
+    assert weights.shape == (50, 4)
+    assert (weights.sum(axis=1) == 4).all()
+    assert (weights == dev_eval.page_resamples(DOCS, 50, seed=1)).all()
+    assert len({tuple(row) for row in weights}) > 10  # varied draws
+    with pytest.raises(ValueError, match="at least 2 pages"):
+        dev_eval.page_resamples(["a", "a"], 10, seed=1)
+
+
+def test_a_model_against_itself_differs_by_nothing(dev_eval, dev_file, project, capsys):
+    model = str(project["model_dir"])
+    metrics = dev_eval.main(["--dev", str(dev_file), "--model-dir", model, "--no-mlflow",
+                             "--against", model])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert metrics["macro_f1_low"] <= metrics["macro_f1_high"]
+    assert f"macro-F1 95% interval {metrics['macro_f1_low']:.3f}-" in printed
+    assert f"resamples of the {len(DEV_ROWS)} pages" in printed
+    assert (
+        f"against {model}: macro-F1 {metrics['macro_f1']:.3f}; difference +0.000, "
+        f"95% interval +0.000 to +0.000; {model} ahead in 0% of the resamples"
+    ) in printed

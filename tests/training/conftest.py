@@ -28,7 +28,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The stages in dvc.yaml order (written in dependency order).
 STAGES = tuple(yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
 TINY_OVERRIDES: dict[str, Any] = {
-    "train": {"max_steps": 4, "batch_size": 4, "max_length": 32, "epochs": 1},
+    # scoring_max_length above max_length: evaluation, export and serving read the former
+    "train": {
+        "max_steps": 4,
+        "batch_size": 4,
+        "max_length": 32,
+        "scoring_max_length": 48,
+        "epochs": 1,
+    },
     # A 4-step model cannot pass the promotion gate; the tiny runs test the wiring.
     "register": {
         "min_decision_metric": 0.0,

@@ -23,6 +23,12 @@ TRAIN_CASES = {
     "unknown key": ({"train": {"bogus": 3}}, "train.bogus", "unknown key"),
     "missing key": ({"train": {"learning_rate": None}}, "train.learning_rate", "missing key"),
     "out of range": ({"train": {"max_length": 4}}, "train.max_length", "[8, 512]"),
+    "scoring length below training length": (
+        {"train": {"max_length": 64, "scoring_max_length": 32}},
+        "train.scoring_max_length",
+        "in [train.max_length (64), 512]",
+    ),
+    "unknown pooling": ({"train": {"pooling": "max"}}, "train.pooling", "'cls' or 'marker'"),
     "ratio out of range": ({"train": {"warmup_ratio": 1.5}}, "train.warmup_ratio", "[0, 1)"),
     "zero max_steps": ({"train": {"max_steps": 0}}, "train.max_steps", "-1 or > 0"),
     "empty base model": ({"train": {"base_model": "  "}}, "train.base_model", "must not be empty"),

@@ -82,7 +82,7 @@ def test_model_directory(run):
     inference = read_json(model_dir / "inference.json")
     assert set(inference) >= {"max_length", "temperature"}
     assert (inference["backend"], inference["precision"]) == ("torch", "fp32")
-    assert inference["max_length"] == 32
+    assert inference["max_length"] == 48  # train.scoring_max_length, not train.max_length
     assert MIN_TEMPERATURE <= inference["temperature"] <= MAX_TEMPERATURE
     # the fitted temperature is the one recorded with the metrics
     train_metrics = read_json(run["root"] / "metrics/train.json")
@@ -350,7 +350,7 @@ def test_champion_in_bentoml_store(run, run_id):
     assert metadata["registry_version"] == "1"
     assert metadata["alias"] == "champion"
     assert metadata["training_data_md5"] == md5(run["root"] / "data/prepared/train.jsonl")
-    assert metadata["max_length"] == 32
+    assert metadata["max_length"] == 48  # the scoring limit the service applies
 
 
 def test_version_describes_itself(run, client, run_id):
