@@ -203,6 +203,17 @@ def test_onnx_and_torch_predictors_flag_the_same_truncated_rows(exported) -> Non
     assert onnx_flags == torch_flags and sum(onnx_flags) == 2
 
 
+def test_the_served_session_does_not_spin_and_uses_every_core(exported) -> None:
+    from pipeline.inference import available_cores
+
+    predictor = StancePredictor(exported["onnx"])
+    options = predictor.backend.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == available_cores()
+    assert StancePredictor(exported["onnx"], threads=1).backend.session.get_session_options(
+    ).intra_op_num_threads == 1  # fmt: skip
+
+
 def test_gate_figures_and_failures_name_the_set_and_the_rule() -> None:
     labels = ["supportive", "hostile", "hedging", "neutral"]
     gold = [label for label in labels for _ in range(25)]
