@@ -67,8 +67,8 @@ BACKEND_HEADER, PRECISION_HEADER = "X-Stance-Backend", "X-Stance-Precision"
 # Measured by `make bench` on this machine (2 cores, ONNX int8 dynamic, invented
 # 36-token pairs; README, Benchmarks): the predictor alone runs 407-530 rows/s on
 # length-sorted passes of 32 (1k-10k rows), so a 128-row call takes about 0.3 s; the
-# service gives 264-278 sentences/s at 4 clients x 32 (4 such requests are exactly one
-# call; median 3.7x the naive loop over three rounds) and a p99 of 37-54 ms (median 49)
+# service gives 265-271 sentences/s at 4 clients x 32 (4 such requests are exactly one
+# call; median 3.8x the naive loop over three rounds) and a p99 of 36-46 ms (median 45)
 # for single sentences at 4 clients. A larger cap
 # would only lengthen the wait of a request queued behind a full call. A full queue of
 # 4,096 rows drains in about 8-10 s, well inside the 120 s request timeout, with room
