@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pipeline.prepare import LeakageError, main
-from pipeline.records import DataError
+from pipeline.prepare import LeakageError, main, split_validation
+from pipeline.records import DataError, LabelledRow
 
 SEED = (
     "Import curbs: Beijing has again halted shipments of Japanese scallops, "
@@ -197,3 +197,35 @@ def test_disagreeing_near_duplicates_fail_unless_allowlisted_with_a_reason(proje
           "--consistency-allowlist", "allow.txt"])  # fmt: skip
     report = json.loads((project / "out" / "report.json").read_text(encoding="utf-8"))
     assert report["checks"]["label_conflicts_allowlisted"] == 1
+
+
+def labelled(i: int, sentence: str, actor: str, stance: str) -> LabelledRow:
+    return LabelledRow(id=f"c{i}-{actor}", doc=f"c{i}", sentence=sentence, actor=actor,
+                       stance=stance)  # fmt: skip
+
+
+def sides(train, validation) -> tuple[set[str], set[str]]:
+    return {r.id for r in train}, {r.id for r in validation}
+
+
+ROWS = [labelled(i, f"Sentence number {i} about the dispute.", "japan", "neutral")
+        for i in range(400)]  # fmt: skip
+
+
+def test_split_fraction_and_seed() -> None:
+    train, validation = split_validation(ROWS, 0.15, seed=13)
+
+    assert len(train) + len(validation) == len(ROWS)
+    assert 0.10 < len(validation) / len(ROWS) < 0.20
+    assert sides(*split_validation(ROWS, 0.15, seed=14)) != sides(train, validation)
+
+
+def test_a_label_change_or_new_rows_move_no_row_between_the_sides() -> None:
+    before = sides(*split_validation(ROWS, 0.15, seed=13))
+    relabelled = [r.model_copy(update={"stance": "hostile"}) if i % 3 else r
+                  for i, r in enumerate(ROWS)]  # fmt: skip
+    extra = [labelled(1000 + i, f"A new sentence {i}.", "china", "hostile") for i in range(50)]
+
+    assert sides(*split_validation(relabelled, 0.15, seed=13)) == before
+    train, validation = sides(*split_validation(ROWS + extra, 0.15, seed=13))
+    assert before[0] <= train and before[1] <= validation
