@@ -36,6 +36,10 @@ TINY_OVERRIDES: dict[str, Any] = {
         "scoring_max_length": 48,
         "epochs": 1,
     },
+    # A 4-step model's scores are near ties, so int8 flips some of its labels by chance
+    # (which rows fall in validation decides it): the tiny runs open the export gate and
+    # test the wiring; tests/training/test_export.py tests the gate itself.
+    "export": {"max_f1_drop": 1.0, "min_label_agreement": 0.0},
     # A 4-step model cannot pass the promotion gate; the tiny runs test the wiring.
     "register": {
         "min_decision_metric": 0.0,
