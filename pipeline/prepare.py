@@ -96,6 +96,14 @@ def split_validation(
     validation: list[LabelledRow] = []
     for row in rows:
         (validation if validation_draw(row.sentence, seed) < fraction else train).append(row)
+    if not train or not validation:
+        empty = "validation" if not validation else "train"
+        sentences = len({row.sentence for row in rows})
+        raise ValueError(
+            f"prepare.validation_fraction {fraction} with prepare.seed {seed} leaves the "
+            f"{empty} split empty ({sentences} corpus sentences): change either value "
+            f"or add sentences"
+        )
     return train, validation
 
 

@@ -229,3 +229,8 @@ def test_a_label_change_or_new_rows_move_no_row_between_the_sides() -> None:
     assert sides(*split_validation(relabelled, 0.15, seed=13)) == before
     train, validation = sides(*split_validation(ROWS + extra, 0.15, seed=13))
     assert before[0] <= train and before[1] <= validation
+
+
+def test_an_empty_side_is_an_error_naming_the_keys() -> None:
+    with pytest.raises(ValueError, match="prepare.validation_fraction .* validation split empty"):
+        split_validation(ROWS[:2], 0.01, seed=13)
