@@ -33,6 +33,8 @@ from pathlib import Path
 import yaml
 
 from pipeline import tracking
+from pipeline.atomic import open_replacing
+from pipeline.records import LabelledRow, load_labelled, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +46,13 @@ def fold_of(doc: str, folds: int) -> int:
     return int(hashlib.md5(doc.encode("utf-8")).hexdigest(), 16) % folds
 
 
-def split_folds(rows: list[dict], folds: int) -> list[list[dict]]:
+def split_folds(rows: list[LabelledRow], folds: int) -> list[list[LabelledRow]]:
     """Rows grouped by the fold of their page; every row lands in exactly one group."""
     if folds < 2:
         raise ValueError(f"--folds must be at least 2, got {folds}")
-    groups: list[list[dict]] = [[] for _ in range(folds)]
+    groups: list[list[LabelledRow]] = [[] for _ in range(folds)]
     for row in rows:
-        groups[fold_of(row["doc"], folds)].append(row)
+        groups[fold_of(row.doc, folds)].append(row)
     empty = [i for i, group in enumerate(groups) if not group]
     if empty:
         raise ValueError(f"fold(s) {empty} hold no page: use fewer --folds")
@@ -75,18 +77,6 @@ def candidates(misclassified: list[dict], min_confidence: float, fold: int) -> l
     return sorted(picked, key=lambda row: -row["model_confidence"])
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def run(command: list[str], log: Path, workspace: Path) -> None:
     """Run one step; its MLflow runs go to the audit's own store under ``workspace``
     (pipeline.tracking keeps its embedded store in $DVC_ROOT), not the project's."""
@@ -101,7 +91,9 @@ def run(command: list[str], log: Path, workspace: Path) -> None:
         raise SystemExit(f"{command[1:3]} failed with exit code {done.returncode}: see {log}")
 
 
-def audit_fold(fold: int, train: list[dict], held_out: list[dict], prepared: Path, out: Path):
+def audit_fold(
+    fold: int, train: list[LabelledRow], held_out: list[LabelledRow], prepared: Path, out: Path
+):
     fold_dir = out / f"fold_{fold}"
     write_jsonl(fold_dir / "train.jsonl", train)
     write_jsonl(fold_dir / "held_out.jsonl", held_out)
@@ -143,8 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="git-ignored")
     args = parser.parse_args(argv)
 
-    rows = read_jsonl(args.prepared_dir / "train.jsonl")
-    rows += read_jsonl(args.prepared_dir / "validation.jsonl")
+    rows = load_labelled(
+        [args.prepared_dir / "train.jsonl", args.prepared_dir / "validation.jsonl"]
+    )
     groups = split_folds(rows, args.folds)
     found: list[dict] = []
     for fold, held_out in enumerate(groups):
@@ -153,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
                     len(train), len(held_out))  # fmt: skip
         misclassified = audit_fold(fold, train, held_out, args.prepared_dir, args.out_dir)
         found += candidates(misclassified, args.min_confidence, fold)
-    write_jsonl(args.out_dir / "candidates.jsonl", found)
+    with open_replacing(args.out_dir / "candidates.jsonl") as handle:
+        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in found)
     print(f"{len(found)} of {len(rows)} rows are confident disagreements "
           f"(score >= {args.min_confidence}): {args.out_dir / 'candidates.jsonl'}")  # fmt: skip
 

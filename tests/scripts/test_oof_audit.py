@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.records import LabelledRow
+
 
 @pytest.fixture(scope="module")
 def audit(load_script):
@@ -11,20 +13,21 @@ def audit(load_script):
 
 
 ROWS = [
-    {"id": f"p{page}-s{s}-japan", "doc": f"p{page}", "actor": "japan"}
+    LabelledRow(id=f"p{page}-s{s}-japan", doc=f"p{page}", sentence=f"Sentence {s} of page {page}.",
+                actor="japan", stance="neutral")
     for page in range(12)
     for s in range(3)
-]
+]  # fmt: skip
 
 
 def test_every_row_lands_in_one_fold_and_pages_stay_whole(audit) -> None:
     groups = audit.split_folds(ROWS, 3)
 
-    assert sorted(row["id"] for group in groups for row in group) == sorted(r["id"] for r in ROWS)
+    assert sorted(row.id for group in groups for row in group) == sorted(r.id for r in ROWS)
     for fold, group in enumerate(groups):
         assert group, "every fold holds a page"
-        others = {row["doc"] for i, g in enumerate(groups) if i != fold for row in g}
-        assert not {row["doc"] for row in group} & others
+        others = {row.doc for i, g in enumerate(groups) if i != fold for row in g}
+        assert not {row.doc for row in group} & others
 
 
 def test_the_split_is_stable(audit) -> None:
