@@ -78,17 +78,24 @@ def leftovers(path: Path) -> list[Path]:
     return sorted(found)
 
 
+def _fsync_one(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _fsync(path: Path) -> None:
-    """Flush a file, or a directory tree (its files and folders), to disk."""
-    entries = [path]
+    """Flush what was written, a file or a directory tree (its files and folders), to disk.
+
+    Only regular files and folders: a writer's tree holds nothing else, and a socket or a
+    FIFO cannot be opened for reading like a file."""
+    _fsync_one(path)
     if path.is_dir():
-        entries += [child for child in path.rglob("*") if not child.is_symlink()]
-    for entry in entries:
-        descriptor = os.open(entry, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        for child in path.rglob("*"):
+            if not child.is_symlink() and (child.is_file() or child.is_dir()):
+                _fsync_one(child)
 
 
 def _publish(temp: Path, path: Path) -> None:
@@ -103,7 +110,7 @@ def _publish(temp: Path, path: Path) -> None:
         _remove(old)
     else:
         os.replace(temp, path)
-    _fsync(path.parent)
+    _fsync_one(path.parent)  # the folder's entry for the rename; not its other contents
 
 
 @contextlib.contextmanager

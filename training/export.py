@@ -72,6 +72,7 @@ class ExportParams(StrictParams):
     per_channel: bool
     calibration_rows: int
     fp32_down_projections: bool
+    int8_embeddings: bool
     serve_precision: str
     max_f1_drop: float
     min_label_agreement: float
@@ -186,8 +187,9 @@ def quantize_int8(
     a row's scores do not depend on the rows it is batched with; only MatMuls with
     constant weights are quantised (QLinearMatMul), and with ``fp32_down_projections``
     the feed-forward output projections stay fp32. ``dynamic``: activation scales are
-    computed per batch at run time (every MatMul/Gemm), so a row's scores move a
-    little with its batch-mates.
+    computed per batch at run time (every MatMul with a constant weight), so a row's
+    scores move a little with its batch-mates; the embedding tables (Gather) are int8
+    too only with ``int8_embeddings``.
     """
     import onnx
     from onnxruntime.quantization import (
@@ -208,6 +210,8 @@ def quantize_int8(
                 str(out_path),
                 per_channel=params.per_channel,
                 weight_type=QuantType.QInt8,
+                # ONNX Runtime's default list also quantises Gather: the embedding tables.
+                op_types_to_quantize=None if params.int8_embeddings else ["MatMul"],
             )
             return
         if not calibration:

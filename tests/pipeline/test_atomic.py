@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -82,6 +83,24 @@ def test_an_error_keeps_the_old_file_and_removes_the_temporary_one(tmp_path: Pat
         raise RuntimeError("failed mid-write")
     assert target.read_text(encoding="utf-8") == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["report.csv"]
+
+
+def test_writes_into_a_folder_that_holds_a_socket(tmp_path: Path) -> None:
+    """The folder's other entries are not flushed: a unix socket there (as a server leaves
+    in /tmp) cannot be opened like a file, and once made the write fail with ENXIO."""
+    import socket
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(str(tmp_path / "server.sock"))
+        write_json(tmp_path / "metrics.json", {"macro_f1": 0.5})
+        with replacing(tmp_path / "onnx") as temp:
+            temp.mkdir()
+            (temp / "model.onnx").write_bytes(b"onnx")
+    finally:
+        server.close()
+    assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8")) == {"macro_f1": 0.5}
+    assert (tmp_path / "onnx" / "model.onnx").read_bytes() == b"onnx"
 
 
 def test_temporary_file_keeps_the_suffix_for_writers_that_read_it(tmp_path: Path) -> None:

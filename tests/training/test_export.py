@@ -29,6 +29,7 @@ PARAMS = ExportParams(
     per_channel=True,
     calibration_rows=64,
     fp32_down_projections=True,
+    int8_embeddings=False,
     serve_precision="int8",
     max_f1_drop=0.01,
     min_label_agreement=0.97,
@@ -185,6 +186,37 @@ def test_dynamic_quantisation_is_the_documented_alternative(exported, tmp_path: 
     assert np.abs(int8 - fp32).max() <= 0.01
     with pytest.raises(ValueError, match="calibration"):
         write_servable(exported["torch"], tmp_path / "static", PARAMS)
+
+
+def int8_gather_tables(onnx_path: Path) -> list[str]:
+    """8-bit initializers that a Gather (an embedding lookup) reads; ONNX Runtime puts a
+    DequantizeLinear after such a lookup."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path)).graph
+    eight_bit = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+    quantized = {w.name for w in graph.initializer if w.data_type in eight_bit}
+    return sorted(
+        node.input[0]
+        for node in graph.node
+        if node.op_type == "Gather" and node.input[0] in quantized
+    )
+
+
+@pytest.mark.parametrize("int8_embeddings", [False, True])
+def test_dynamic_int8_keeps_the_embedding_tables_fp32_unless_asked(
+    exported, tmp_path: Path, int8_embeddings: bool
+) -> None:
+    params = PARAMS.model_copy(
+        update={"quantization": "dynamic", "int8_embeddings": int8_embeddings}
+    )
+    write_servable(exported["torch"], tmp_path / "dynamic", params)
+    tables = int8_gather_tables(tmp_path / "dynamic" / ONNX_FILES["int8"])
+    if int8_embeddings:
+        # word, position and token-type embeddings
+        assert len(tables) == 3 and all("embeddings" in name for name in tables), tables
+    else:
+        assert tables == []
 
 
 def test_down_projections_are_the_feed_forward_outputs(exported) -> None:

@@ -201,8 +201,8 @@ def candidate(
 
             params = ExportParams(
                 opset=17, quantization="dynamic", per_channel=True, calibration_rows=1,
-                fp32_down_projections=True, serve_precision="int8", max_f1_drop=0.01,
-                min_label_agreement=0.97, batch_size=8,
+                fp32_down_projections=True, int8_embeddings=False, serve_precision="int8",
+                max_f1_drop=0.01, min_label_agreement=0.97, batch_size=8,
             )  # fmt: skip
             onnx_dir = model_dir.parent / "stance-onnx"
             write_servable(model_dir, onnx_dir, params)
